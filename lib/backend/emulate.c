@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Copy emulation: reads into buffers and writes them out, through io_uring.
+ *
+ * The destination of a request is contiguous, so the engine fills each
+ * buffer ("chunk") with the source segments that land next to each other
+ * and writes it with one large write, however scattered the sources are.
+ * A chunk owns its buffer from its first read until its write completes:
+ * reads can never take all the memory and starve the writes.  Memory in
+ * flight is the chunk count times the chunk size, fixed at setup.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+#define SEGS_PER_CHUNK 512u
+#define WRITE_TAG 0xffffffffu
+#define PAGE 4096u
+
+struct seg {
+	uint64_t src;
+	uint64_t len;
+	uint64_t buf_off;
+	uint64_t done;
+	bool in_flight;
+};
+
+enum chunk_state { CHUNK_FREE, CHUNK_READING, CHUNK_WRITING };
+
+struct chunk {
+	enum chunk_state state;
+	char *buf;
+	uint64_t dst;
+	uint64_t len;
+	uint64_t wdone;		/* bytes of the write completed */
+	uint32_t nr_segs;
+	uint32_t next_seg;	/* first segment never issued */
+	uint32_t reads_left;	/* segments not fully read */
+	uint32_t short_reads;	/* segments waiting to be reissued */
+	bool write_in_flight;
+	struct seg *segs;
+};
+
+/* Spans queued by bc_emu_add(), consumed in order. */
+struct run {
+	struct run *next;
+	struct bc_splitter split;
+};
+
+struct bc_emu {
+	struct io_uring ring;
+	bool ring_ready;
+	bool fixed_files;
+	bool fixed_bufs;
+	int src_fd, dst_fd;
+	struct bc_emu_params p;
+	uint32_t align;
+
+	void *mem;
+	size_t mem_len;
+	struct chunk *chunks;
+	uint32_t nr_chunks;
+	uint32_t busy_chunks;
+	uint32_t inflight;	/* SQEs submitted or queued, not yet reaped */
+
+	struct run *runs, *runs_tail;
+	struct bc_span *split_tmp;
+
+	uint64_t done;
+	uint64_t fail_low;	/* lowest destination byte an abandoned chunk left unwritten */
+	int error;
+	bool stopping;
+};
+
+static uint64_t round_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		      const struct bc_span *spans, size_t nr, uint64_t dst_off)
+{
+	uint32_t a = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
+
+	if (src->fd_direct < 0 || dst->fd_direct < 0 || dst_off % a)
+		return false;
+	for (size_t i = 0; i < nr; i++)
+		if (spans[i].src % a || spans[i].len % a)
+			return false;
+	return true;
+}
+
+int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
+		  const struct bc_emu_params *p, struct bc_emu **emup)
+{
+	struct bc_emu *e = calloc(1, sizeof(*e));
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	e->p = *p;
+	e->fail_low = UINT64_MAX;
+	e->src_fd = p->direct ? src->fd_direct : src->fd;
+	e->dst_fd = p->direct ? dst->fd_direct : dst->fd;
+	if (p->direct)
+		e->align = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
+	else
+		e->align = src->lbs > dst->lbs ? src->lbs : dst->lbs;
+
+	struct io_uring_params up = {
+		.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+			 IORING_SETUP_SINGLE_ISSUER,
+	};
+	ret = io_uring_queue_init_params(p->queue_depth, &e->ring, &up);
+	if (ret == -EINVAL) {
+		/* An older kernel without those setup flags. */
+		memset(&up, 0, sizeof(up));
+		ret = io_uring_queue_init_params(p->queue_depth, &e->ring, &up);
+	}
+	if (ret) {
+		free(e);
+		return ret;
+	}
+	e->ring_ready = true;
+
+	int fds[2] = { e->src_fd, e->dst_fd };
+	e->fixed_files = io_uring_register_files(&e->ring, fds, 2) == 0;
+	*emup = e;
+	return 0;
+}
+
+/* Buffers are set up on first use, sized for what the first request needs. */
+static int setup_chunks(struct bc_emu *e, uint64_t want)
+{
+	uint64_t chunk = round_up(e->p.chunk_size, e->align > PAGE ? e->align : PAGE);
+	uint64_t nr;
+
+	if (want < chunk)
+		chunk = round_up(want, e->align > PAGE ? e->align : PAGE);
+	nr = e->p.max_inflight / chunk;
+	if (nr > (want + chunk - 1) / chunk)
+		nr = (want + chunk - 1) / chunk;
+	if (nr < 1)
+		nr = 1;
+	if (nr > UINT16_MAX)
+		nr = UINT16_MAX;
+
+	e->mem_len = chunk * nr;
+	e->mem = mmap(NULL, e->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (e->mem == MAP_FAILED) {
+		e->mem = NULL;
+		return -ENOMEM;
+	}
+	e->chunks = calloc(nr, sizeof(*e->chunks));
+	e->split_tmp = calloc(SEGS_PER_CHUNK, sizeof(*e->split_tmp));
+	struct seg *segs = calloc(nr * SEGS_PER_CHUNK, sizeof(*segs));
+	struct iovec *iov = calloc(nr, sizeof(*iov));
+	if (!e->chunks || !e->split_tmp || !segs || !iov) {
+		free(segs);
+		free(iov);
+		return -ENOMEM;
+	}
+	e->nr_chunks = (uint32_t)nr;
+	e->p.chunk_size = chunk;
+	for (uint32_t i = 0; i < nr; i++) {
+		e->chunks[i].buf = (char *)e->mem + i * chunk;
+		e->chunks[i].segs = segs + (size_t)i * SEGS_PER_CHUNK;
+		iov[i] = (struct iovec){ .iov_base = e->chunks[i].buf, .iov_len = chunk };
+	}
+	/* Registration pins the pages; without it (RLIMIT_MEMLOCK) plain I/O still works. */
+	e->fixed_bufs = io_uring_register_buffers(&e->ring, iov, (unsigned int)nr) == 0;
+	free(iov);
+	return 0;
+}
+
+int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst)
+{
+	struct run *r;
+	uint64_t total = 0;
+	int ret;
+
+	for (size_t i = 0; i < nr; i++)
+		total += spans[i].len;
+	if (!e->mem) {
+		ret = setup_chunks(e, total);
+		if (ret)
+			return ret;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	/* Chunks are sized at setup, so the limits are known only now. */
+	const struct bc_split_limits lim = {
+		.max_piece_bytes = e->p.chunk_size,
+		.max_seg_bytes = e->p.chunk_size,
+		.max_segs = SEGS_PER_CHUNK,
+		.align = e->align,
+	};
+	ret = bc_split_init(&r->split, spans, nr, dst, &lim);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	if (e->runs_tail)
+		e->runs_tail->next = r;
+	else
+		e->runs = r;
+	e->runs_tail = r;
+	return 0;
+}
+
+void bc_emu_stop(struct bc_emu *e, int error)
+{
+	if (!e->error)
+		e->error = error;
+	e->stopping = true;
+}
+
+/* Load the next piece of queued work into @c.  Returns false when none is left. */
+static bool load_chunk(struct bc_emu *e, struct chunk *c)
+{
+	struct bc_piece piece;
+
+	while (e->runs) {
+		struct run *r = e->runs;
+
+		if (bc_split_next(&r->split, e->split_tmp, SEGS_PER_CHUNK, &piece))
+			break;
+		e->runs = r->next;
+		if (!e->runs)
+			e->runs_tail = NULL;
+		free(r);
+	}
+	if (!e->runs)
+		return false;
+
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < piece.nr_segs; i++) {
+		c->segs[i] = (struct seg){
+			.src = e->split_tmp[i].src,
+			.len = e->split_tmp[i].len,
+			.buf_off = off,
+		};
+		off += e->split_tmp[i].len;
+	}
+	c->state = CHUNK_READING;
+	c->dst = piece.dst;
+	c->len = piece.len;
+	c->wdone = 0;
+	c->nr_segs = c->reads_left = piece.nr_segs;
+	c->next_seg = 0;
+	c->short_reads = 0;
+	c->write_in_flight = false;
+	e->busy_chunks++;
+	return true;
+}
+
+static struct io_uring_sqe *get_sqe(struct bc_emu *e)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+
+	if (!sqe) {
+		io_uring_submit(&e->ring);
+		sqe = io_uring_get_sqe(&e->ring);
+	}
+	return sqe;
+}
+
+static void prep_io(struct bc_emu *e, struct io_uring_sqe *sqe, bool write, uint32_t ci,
+		    char *buf, uint32_t len, uint64_t off, uint32_t tag)
+{
+	int fd = write ? e->dst_fd : e->src_fd;
+
+	if (e->fixed_files)
+		fd = write ? 1 : 0;
+	if (e->fixed_bufs) {
+		if (write)
+			io_uring_prep_write_fixed(sqe, fd, buf, len, off, (int)ci);
+		else
+			io_uring_prep_read_fixed(sqe, fd, buf, len, off, (int)ci);
+	} else if (write) {
+		io_uring_prep_write(sqe, fd, buf, len, off);
+	} else {
+		io_uring_prep_read(sqe, fd, buf, len, off);
+	}
+	if (e->fixed_files)
+		sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, (uint64_t)ci << 32 | tag);
+	e->inflight++;
+}
+
+/* One I/O is at most 1 GiB: the kernel caps a single read or write below 2 GiB anyway. */
+static uint32_t io_len(uint64_t left)
+{
+	return left > (1u << 30) ? (1u << 30) : (uint32_t)left;
+}
+
+static bool issue_write(struct bc_emu *e, uint32_t ci)
+{
+	struct chunk *c = &e->chunks[ci];
+	struct io_uring_sqe *sqe = get_sqe(e);
+
+	if (!sqe)
+		return false;
+	prep_io(e, sqe, true, ci, c->buf + c->wdone, io_len(c->len - c->wdone), c->dst + c->wdone,
+		WRITE_TAG);
+	c->write_in_flight = true;
+	return true;
+}
+
+static bool issue_read(struct bc_emu *e, uint32_t ci, uint32_t si)
+{
+	struct chunk *c = &e->chunks[ci];
+	struct seg *s = &c->segs[si];
+	struct io_uring_sqe *sqe = get_sqe(e);
+
+	if (!sqe)
+		return false;
+	prep_io(e, sqe, false, ci, c->buf + s->buf_off + s->done, io_len(s->len - s->done),
+		s->src + s->done, si);
+	s->in_flight = true;
+	return true;
+}
+
+/* Issue what can be issued: writes first, so that buffers come back soonest. */
+static void fill(struct bc_emu *e)
+{
+	const uint32_t qd = e->p.queue_depth;
+
+	/* After a stop nothing new is issued; what is in flight completes. */
+	if (e->stopping)
+		return;
+	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
+		struct chunk *c = &e->chunks[i];
+
+		if (c->state == CHUNK_WRITING && !c->write_in_flight && !issue_write(e, i))
+			return;
+	}
+	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
+		struct chunk *c = &e->chunks[i];
+
+		if (c->state == CHUNK_FREE && !load_chunk(e, c))
+			break;
+	}
+	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
+		struct chunk *c = &e->chunks[i];
+
+		if (c->state != CHUNK_READING)
+			continue;
+		for (uint32_t s = 0; c->short_reads && s < c->next_seg && e->inflight < qd; s++) {
+			struct seg *sg = &c->segs[s];
+
+			if (!sg->in_flight && sg->done < sg->len) {
+				if (!issue_read(e, i, s))
+					return;
+				c->short_reads--;
+			}
+		}
+		while (c->next_seg < c->nr_segs && e->inflight < qd)
+			if (!issue_read(e, i, c->next_seg++))
+				return;
+	}
+}
+
+static void complete(struct bc_emu *e, uint64_t data, int res)
+{
+	uint32_t ci = (uint32_t)(data >> 32), tag = (uint32_t)data;
+	struct chunk *c = &e->chunks[ci];
+
+	e->inflight--;
+	/* Zero bytes: a write that would repeat forever, or a source that shrank. */
+	if (res <= 0) {
+		bc_emu_stop(e, res < 0 ? res : -EIO);
+		if (tag == WRITE_TAG)
+			c->write_in_flight = false;
+		else
+			c->segs[tag].in_flight = false;
+		return;
+	}
+	if (tag == WRITE_TAG) {
+		c->write_in_flight = false;
+		c->wdone += (uint64_t)res;
+		e->done += (uint64_t)res;
+		if (c->wdone == c->len) {
+			c->state = CHUNK_FREE;
+			e->busy_chunks--;
+		}
+		return;
+	}
+
+	struct seg *s = &c->segs[tag];
+	s->in_flight = false;
+	s->done += (uint64_t)res;
+	if (s->done < s->len)
+		c->short_reads++;
+	else if (--c->reads_left == 0)
+		c->state = CHUNK_WRITING;
+}
+
+/* After a stop: give up every chunk with nothing in flight, remembering what it left unwritten. */
+static void release_stopped_chunks(struct bc_emu *e)
+{
+	for (uint32_t i = 0; i < e->nr_chunks; i++) {
+		struct chunk *c = &e->chunks[i];
+		bool busy = c->write_in_flight;
+
+		if (c->state == CHUNK_FREE)
+			continue;
+		for (uint32_t s = 0; !busy && s < c->next_seg; s++)
+			busy = c->segs[s].in_flight;
+		if (busy)
+			continue;
+		if (c->dst + c->wdone < e->fail_low)
+			e->fail_low = c->dst + c->wdone;
+		c->state = CHUNK_FREE;
+		e->busy_chunks--;
+	}
+}
+
+static unsigned int reap(struct bc_emu *e)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&e->ring, head, cqe) {
+		complete(e, cqe->user_data, cqe->res);
+		n++;
+	}
+	io_uring_cq_advance(&e->ring, n);
+	return n;
+}
+
+static bool idle(struct bc_emu *e)
+{
+	if (e->stopping)
+		release_stopped_chunks(e);
+	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && !e->runs));
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int bc_emu_run(struct bc_emu *e, int timeout_ms)
+{
+	const int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		int ret;
+
+		reap(e);
+		fill(e);
+		if (idle(e))
+			return 1;
+		if (timeout_ms == 0) {
+			io_uring_submit(&e->ring);
+			reap(e);
+			fill(e);
+			io_uring_submit(&e->ring);
+			return idle(e);
+		}
+		if (timeout_ms < 0) {
+			ret = io_uring_submit_and_wait(&e->ring, 1);
+		} else {
+			int64_t left = deadline - now_ms();
+			if (left <= 0) {
+				io_uring_submit(&e->ring);
+				return 0;
+			}
+			struct __kernel_timespec ts = {
+				.tv_sec = left / 1000,
+				.tv_nsec = (left % 1000) * 1000000,
+			};
+			ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+			if (ret == -ETIME)
+				return 0;
+		}
+		if (ret == -EINTR)
+			return 0;
+		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) {
+			/* The ring itself failed: nothing more can be trusted to complete. */
+			bc_emu_stop(e, ret);
+			return -1;
+		}
+	}
+}
+
+void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error)
+{
+	uint64_t low = UINT64_MAX;
+
+	for (uint32_t i = 0; i < e->nr_chunks; i++) {
+		const struct chunk *c = &e->chunks[i];
+
+		if (c->state != CHUNK_FREE && c->dst + c->wdone < low)
+			low = c->dst + c->wdone;
+	}
+	/* Runs are queued in destination order: the first with work left is the lowest. */
+	for (const struct run *r = e->runs; r; r = r->next) {
+		if (r->split.idx < r->split.nr_spans) {
+			if (r->split.dst < low)
+				low = r->split.dst;
+			break;
+		}
+	}
+	if (e->fail_low < low)
+		low = e->fail_low;
+	*done = e->done;
+	*low_pending = low;
+	*error = e->error;
+}
+
+int bc_emu_fd(const struct bc_emu *e)
+{
+	return e->ring.ring_fd;
+}
+
+void bc_emu_destroy(struct bc_emu *e)
+{
+	if (!e)
+		return;
+	while (e->runs) {
+		struct run *r = e->runs;
+		e->runs = r->next;
+		free(r);
+	}
+	if (e->ring_ready)
+		io_uring_queue_exit(&e->ring);
+	if (e->chunks)
+		free(e->chunks[0].segs);
+	free(e->chunks);
+	free(e->split_tmp);
+	if (e->mem)
+		munmap(e->mem, e->mem_len);
+	free(e);
+}

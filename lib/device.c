@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/* Device handles: open, probe the geometry and the kind, find a native backend. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+const char *blkcopy_version(void)
+{
+	return BLKCOPY_VERSION_STRING;
+}
+
+const char *blkcopy_kind_name(enum blkcopy_kind kind)
+{
+	switch (kind) {
+	case BLKCOPY_KIND_FILE: return "file";
+	case BLKCOPY_KIND_LOOP: return "loop";
+	case BLKCOPY_KIND_NVME: return "nvme";
+	case BLKCOPY_KIND_SCSI: return "scsi";
+	case BLKCOPY_KIND_DM: return "dm";
+	case BLKCOPY_KIND_MD: return "md";
+	case BLKCOPY_KIND_BLOCK: return "block";
+	}
+	return "unknown";
+}
+
+/* Read a small sysfs attribute of block device @devno into @buf.  Returns 0 or -errno. */
+static int sysfs_read(dev_t devno, const char *attr, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(devno), minor(devno), attr);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static bool sysfs_exists(dev_t devno, const char *attr)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(devno), minor(devno), attr);
+	return access(path, F_OK) == 0;
+}
+
+/* The kernel name of a block device ("nvme0n1", "loop3"), from its uevent. */
+static void sysfs_devname(dev_t devno, char *name, size_t size)
+{
+	char path[PATH_MAX], line[256];
+	FILE *f;
+
+	name[0] = '\0';
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/uevent", major(devno), minor(devno));
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "DEVNAME=", 8)) {
+			snprintf(name, size, "%.*s", (int)strcspn(line + 8, "\n"), line + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static int probe_partition(struct blkcopy_dev *d)
+{
+	char buf[64], dev[32];
+	unsigned int maj, min;
+
+	d->whole = d->rdev;
+	if (!sysfs_exists(d->rdev, "partition"))
+		return 0;
+	/* A partition's sysfs directory sits inside its disk's: "../dev" is the disk. */
+	if (sysfs_read(d->rdev, "start", buf, sizeof(buf)) ||
+	    sysfs_read(d->rdev, "../dev", dev, sizeof(dev)) ||
+	    sscanf(dev, "%u:%u", &maj, &min) != 2)
+		return -EIO;
+	d->partition = true;
+	d->part_start = strtoull(buf, NULL, 10) * BC_SECTOR;
+	d->whole = makedev(maj, min);
+	return 0;
+}
+
+static enum blkcopy_kind block_kind(dev_t whole)
+{
+	char name[64];
+
+	if (sysfs_exists(whole, "dm"))
+		return BLKCOPY_KIND_DM;
+	if (sysfs_exists(whole, "md"))
+		return BLKCOPY_KIND_MD;
+	if (sysfs_exists(whole, "loop"))
+		return BLKCOPY_KIND_LOOP;
+	sysfs_devname(whole, name, sizeof(name));
+	if (!strncmp(name, "nvme", 4))
+		return BLKCOPY_KIND_NVME;
+	if (sysfs_exists(whole, "device/scsi_disk"))
+		return BLKCOPY_KIND_SCSI;
+	return BLKCOPY_KIND_BLOCK;
+}
+
+static int probe_block(struct blkcopy_dev *d, const struct stat *st)
+{
+	unsigned long long size;
+	int lbs, ro, ret;
+
+	if (ioctl(d->fd, BLKSSZGET, &lbs) || ioctl(d->fd, BLKGETSIZE64, &size) ||
+	    ioctl(d->fd, BLKROGET, &ro))
+		return -errno;
+	if (lbs < 512 || (lbs & (lbs - 1)))
+		return -EIO;
+	d->lbs = d->dio_align = (uint32_t)lbs;
+	d->capacity = size;
+	d->read_only = ro;
+	d->rdev = st->st_rdev;
+	ret = probe_partition(d);
+	if (ret)
+		return ret;
+	d->kind = block_kind(d->whole);
+	return 0;
+}
+
+static void probe_file(struct blkcopy_dev *d, const struct stat *st)
+{
+	struct statvfs vfs;
+
+	d->kind = BLKCOPY_KIND_FILE;
+	d->lbs = 1;
+	/* The file system block size is always a safe O_DIRECT alignment. */
+	d->dio_align = st->st_blksize >= 512 ? (uint32_t)st->st_blksize : 4096;
+	d->capacity = (uint64_t)st->st_size;
+	d->st_dev = st->st_dev;
+	d->ino = st->st_ino;
+	d->read_only = (fstatvfs(d->fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
+		       access(d->path, W_OK) != 0;
+}
+
+static void probe_native(struct blkcopy_dev *d)
+{
+	for (const struct bc_backend *const *b = bc_backends; *b; b++) {
+		if ((*b)->probe(d) == 0) {
+			d->backend = *b;
+			d->limits.copy_offload = d->limits.max_copy_sectors ? 1 : 0;
+			return;
+		}
+	}
+	memset(&d->limits, 0, sizeof(d->limits));
+	if (d->kind == BLKCOPY_KIND_DM || d->kind == BLKCOPY_KIND_MD)
+		snprintf(d->reason, sizeof(d->reason),
+			 "%s device: emulation only (stacked mapping not resolved)",
+			 blkcopy_kind_name(d->kind));
+	else
+		snprintf(d->reason, sizeof(d->reason), "no native copy backend for %s devices",
+			 blkcopy_kind_name(d->kind));
+}
+
+static int open_mode(unsigned int flags)
+{
+	return (flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY;
+}
+
+int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp)
+{
+	const unsigned int known = BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL;
+	struct blkcopy_dev *d;
+	struct stat st;
+	int ret;
+
+	if (!path || !devp || (flags & ~known) || !(flags & (BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE)))
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->fd = d->fd_direct = -1;
+	d->open_flags = flags;
+	d->path = strdup(path);
+	if (!d->path) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+
+	/* Look before opening: opening some char devices has side effects. */
+	if (stat(path, &st)) {
+		ret = -errno;
+		goto fail;
+	}
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+		ret = -ENOTBLK;
+		goto fail;
+	}
+	int oflags = open_mode(flags) | O_CLOEXEC;
+	if (S_ISBLK(st.st_mode) && (flags & BLKCOPY_OPEN_EXCL))
+		oflags |= O_EXCL;
+	d->fd = open(path, oflags);
+	if (d->fd < 0) {
+		ret = -errno;
+		/* A read-only medium says EACCES or EPERM for block devices. */
+		if ((flags & BLKCOPY_OPEN_WRITE) && (ret == -EACCES || ret == -EPERM)) {
+			int ro = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0 && S_ISBLK(st.st_mode) && !ioctl(fd, BLKROGET, &ro) && ro)
+				ret = -EROFS;
+			if (fd >= 0)
+				close(fd);
+		}
+		goto fail;
+	}
+	if (fstat(d->fd, &st)) {
+		ret = -errno;
+		goto fail;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		ret = probe_block(d, &st);
+		if (ret)
+			goto fail;
+	} else {
+		probe_file(d, &st);
+	}
+	if ((flags & BLKCOPY_OPEN_WRITE) && d->read_only) {
+		ret = -EROFS;
+		goto fail;
+	}
+	/* Not every medium takes O_DIRECT; emulation then stays buffered. */
+	d->fd_direct = open(path, open_mode(flags) | O_CLOEXEC | O_DIRECT);
+	probe_native(d);
+	*devp = d;
+	return 0;
+fail:
+	blkcopy_close(d);
+	return ret;
+}
+
+void blkcopy_close(struct blkcopy_dev *d)
+{
+	if (!d)
+		return;
+	if (d->backend && d->backend->close)
+		d->backend->close(d);
+	if (d->fd_direct >= 0)
+		close(d->fd_direct);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->path);
+	free(d);
+}
+
+int blkcopy_get_info(const struct blkcopy_dev *d, struct blkcopy_info *info)
+{
+	if (!d || !info)
+		return -EINVAL;
+	*info = (struct blkcopy_info){
+		.path = d->path,
+		.backend = d->backend ? d->backend->name : "emulate",
+		.native_reason = d->reason,
+		.kind = d->kind,
+		.logical_block_size = d->lbs,
+		.capacity = d->capacity,
+		.read_only = d->read_only,
+		.partition = d->partition,
+		.partition_start = d->part_start,
+		.major = d->kind == BLKCOPY_KIND_FILE ? 0 : major(d->rdev),
+		.minor = d->kind == BLKCOPY_KIND_FILE ? 0 : minor(d->rdev),
+		.limits = d->limits,
+	};
+	return 0;
+}
+
+int blkcopy_set_copy_offload(struct blkcopy_dev *d, bool enable)
+{
+	if (!d)
+		return -EINVAL;
+	if (enable && !d->limits.max_copy_sectors)
+		return -EOPNOTSUPP;
+	d->limits.copy_offload = enable;
+	return 0;
+}

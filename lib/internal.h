@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal interfaces between the core and the backends.  Not installed. */
+#ifndef BLKCOPY_INTERNAL_H
+#define BLKCOPY_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "blkcopy.h"
+
+#define BC_SECTOR 512u
+#define BC_DEFAULT_QUEUE_DEPTH 128u
+#define BC_DEFAULT_INFLIGHT (16ull << 20)
+#define BC_DEFAULT_CHUNK (1ull << 20)
+
+struct bc_backend;
+
+struct blkcopy_dev {
+	char *path;
+	int fd;			/* buffered */
+	int fd_direct;		/* O_DIRECT, or -1 when the medium refuses it */
+	unsigned int open_flags;
+	enum blkcopy_kind kind;
+	uint32_t lbs;		/* logical block size; 1 for files */
+	uint32_t dio_align;	/* O_DIRECT offset/length/memory alignment */
+	uint64_t capacity;
+	bool read_only;
+	bool partition;
+	uint64_t part_start;
+	dev_t rdev;		/* block devices: the node itself */
+	dev_t whole;		/* block devices: the whole disk */
+	dev_t st_dev;		/* files: the file system */
+	ino_t ino;		/* files: the inode */
+	struct blkcopy_limits limits;	/* native limits; all 0 without a backend */
+	const struct bc_backend *backend;	/* native backend, or NULL */
+	void *backend_data;
+	char reason[160];	/* why native copy is or is not available */
+};
+
+/*
+ * A span: bytes that go from src to dst unchanged in length.  A request is a
+ * list of spans in destination order; its destination is contiguous.
+ */
+struct bc_span {
+	uint64_t src;
+	uint64_t len;
+};
+
+/* One piece of a plan: consecutive segments whose destination is contiguous. */
+struct bc_piece {
+	uint64_t dst;		/* destination offset of the first byte */
+	uint64_t len;		/* sum of the segment lengths */
+	uint32_t nr_segs;
+};
+
+/* Limits the splitter honours, in bytes.  0 means unlimited. */
+struct bc_split_limits {
+	uint64_t max_piece_bytes;
+	uint64_t max_seg_bytes;
+	uint32_t max_segs;
+	uint32_t align;		/* all cut points are multiples of this (>= 1) */
+};
+
+/*
+ * Cuts a span list into pieces.  Cut points inside a span are aligned to
+ * @align relative to the span start, so a span that is aligned stays so.
+ */
+struct bc_splitter {
+	const struct bc_span *spans;
+	size_t nr_spans;
+	size_t idx;		/* current span */
+	uint64_t skip;		/* bytes of spans[idx] already handed out */
+	uint64_t dst;		/* destination of the next byte */
+	struct bc_split_limits lim;
+};
+
+int bc_split_init(struct bc_splitter *s, const struct bc_span *spans, size_t nr,
+		  uint64_t dst_off, const struct bc_split_limits *lim);
+/*
+ * Next piece: writes up to lim.max_segs (or @cap, the smaller) segments
+ * into @segs.  Returns 1 with *@piece filled, 0 when nothing is left.
+ */
+int bc_split_next(struct bc_splitter *s, struct bc_span *segs, uint32_t cap,
+		  struct bc_piece *piece);
+/* Translate device limits (sectors) into splitter limits (bytes). */
+int bc_split_limits_from(const struct blkcopy_limits *l, uint32_t align,
+			 struct bc_split_limits *out);
+
+/*
+ * Request preparation: validate, then copy the ranges into spans with
+ * adjacent ranges coalesced.  Returns the number of spans or -errno.
+ */
+int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *ranges, size_t nr,
+		const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags,
+		uint64_t *total, size_t *bad_range);
+ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_span **spansp);
+
+/* Same medium: same whole disk or same file.  Offsets are then comparable after adding base. */
+bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b);
+uint64_t bc_medium_base(const struct blkcopy_dev *d);
+
+/*
+ * A native backend.  The core knows backends only through this table.
+ *   probe:  claim @dev (return 0) and fill dev->limits and dev->reason, or
+ *           return -ENODEV to let the next backend look.
+ *   pair:   0 when a copy from @src to @dst can be native, with the limits
+ *           the pair imposes in *@lim; -EOPNOTSUPP otherwise.
+ *   copy:   copy one planned piece natively and synchronously.  Returns 0,
+ *           -EOPNOTSUPP or -E2BIG when the device refused the piece before
+ *           writing (the core then emulates that piece), or another -errno
+ *           (the core stops the copy).
+ *   close:  release backend_data.
+ */
+struct bc_backend {
+	const char *name;
+	int (*probe)(struct blkcopy_dev *dev);
+	int (*pair)(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		    struct blkcopy_limits *lim);
+	int (*copy)(struct blkcopy_dev *src, struct blkcopy_dev *dst,
+		    const struct bc_span *segs, const struct bc_piece *piece);
+	void (*close)(struct blkcopy_dev *dev);
+};
+
+/* The native backends, in probe order, NULL-terminated (lib/backends.c). */
+extern const struct bc_backend *const bc_backends[];
+
+/* The emulation engine (lib/backend/emulate.c). */
+struct bc_emu;
+struct bc_emu_params {
+	uint32_t queue_depth;
+	uint64_t max_inflight;
+	uint64_t chunk_size;
+	bool direct;		/* both ends O_DIRECT */
+};
+int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
+		  const struct bc_emu_params *p, struct bc_emu **emup);
+/* Queue spans whose destination starts at @dst and is contiguous. */
+int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst);
+/* Issue, then reap for up to @timeout_ms (-1 forever, 0 never blocks).  1 when idle. */
+int bc_emu_run(struct bc_emu *e, int timeout_ms);
+void bc_emu_stop(struct bc_emu *e, int error);
+/* Bytes written, any order; lowest destination offset not known written; first error. */
+void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error);
+bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		      const struct bc_span *spans, size_t nr, uint64_t dst_off);
+int bc_emu_fd(const struct bc_emu *e);
+void bc_emu_destroy(struct bc_emu *e);
+
+#endif

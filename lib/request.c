@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* Request validation: everything is checked before the first write. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define KNOWN_FLAGS (BLKCOPY_NOEMULATION | BLKCOPY_NOOFFLOAD | BLKCOPY_SYNC | BLKCOPY_BUFFERED)
+
+bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b)
+{
+	if (a->kind == BLKCOPY_KIND_FILE || b->kind == BLKCOPY_KIND_FILE)
+		return a->kind == b->kind && a->st_dev == b->st_dev && a->ino == b->ino;
+	return a->whole == b->whole;
+}
+
+uint64_t bc_medium_base(const struct blkcopy_dev *d)
+{
+	return d->partition ? d->part_start : 0;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* Report an error about range @i. */
+static int bad(size_t *bad_range, size_t i, int err)
+{
+	if (bad_range)
+		*bad_range = i;
+	return err;
+}
+
+int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *ranges, size_t nr,
+		const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags,
+		uint64_t *totalp, size_t *bad_range)
+{
+	uint64_t total = 0;
+	size_t i;
+
+	if (bad_range)
+		*bad_range = SIZE_MAX;
+	if (!src || !dst || (nr && !ranges) || (flags & ~KNOWN_FLAGS))
+		return -EINVAL;
+	if ((flags & BLKCOPY_NOEMULATION) && (flags & BLKCOPY_NOOFFLOAD))
+		return -EINVAL;
+	if (!nr)
+		return -ENODATA;
+	if (nr > BLKCOPY_MAX_RANGES)
+		return -E2BIG;
+
+	/* Both block sizes are powers of two, so the larger is a multiple of the smaller. */
+	const uint64_t align = src->lbs > dst->lbs ? src->lbs : dst->lbs;
+
+	for (i = 0; i < nr; i++) {
+		const struct blkcopy_range *r = &ranges[i];
+		uint64_t end;
+
+		if (!r->len)
+			return bad(bad_range, i, -ENODATA);
+		if (__builtin_add_overflow(r->offset, r->len, &end) ||
+		    __builtin_add_overflow(total, r->len, &total) || total > SSIZE_MAX)
+			return bad(bad_range, i, -EOVERFLOW);
+		if (r->offset % align || r->len % align)
+			return bad(bad_range, i, -EINVAL);
+		if (end > src->capacity)
+			return bad(bad_range, i, -ENXIO);
+	}
+
+	uint64_t dst_end;
+	if (__builtin_add_overflow(dst_off, total, &dst_end))
+		return -EOVERFLOW;
+	if (dst_off % align)
+		return -EINVAL;
+	if (dst_end > dst->capacity)
+		return -ENOSPC;
+	if (dst->read_only)
+		return -EROFS;
+	if (!(dst->open_flags & BLKCOPY_OPEN_WRITE))
+		return -EBADF;
+
+	if (bc_same_medium(src, dst)) {
+		const uint64_t sbase = bc_medium_base(src);
+		const uint64_t dbase = bc_medium_base(dst) + dst_off;
+
+		for (i = 0; i < nr; i++)
+			if (overlaps(sbase + ranges[i].offset, ranges[i].len, dbase, total))
+				return bad(bad_range, i, -EADDRINUSE);
+	}
+
+	if (totalp)
+		*totalp = total;
+	return 0;
+}
+
+ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_span **spansp)
+{
+	struct bc_span *spans = malloc(nr * sizeof(*spans));
+	size_t n = 0;
+
+	if (!spans)
+		return -ENOMEM;
+	for (size_t i = 0; i < nr; i++) {
+		/* Adjacent ranges become one: fewer commands, larger I/O. */
+		if (n && spans[n - 1].src + spans[n - 1].len == ranges[i].offset)
+			spans[n - 1].len += ranges[i].len;
+		else
+			spans[n++] = (struct bc_span){ .src = ranges[i].offset, .len = ranges[i].len };
+	}
+	*spansp = spans;
+	return (ssize_t)n;
+}

@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: MIT */
+/* blkcopy(1): copy source ranges to a destination, natively when the storage can. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blkcopy.h"
+#include "parse.h"
+
+#define EXIT_USAGE 2
+
+static const char *prog = "blkcopy";
+
+static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "1.50 GiB" */
+static const char *human(uint64_t v, char *buf, size_t size)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double d = (double)v;
+	int u = 0;
+
+	while (d >= 1024 && u < 6) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.2f %s" : "%.0f %s", d, unit[u]);
+	return buf;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* copy                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void usage_copy(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s copy [OPTIONS] SRC DST\n"
+		"Copy ranges of SRC, in order, to DST starting at --dst-offset.\n"
+		"\n"
+		"  -r, --range OFF:LEN      a source range (repeatable); default: all of SRC\n"
+		"  -f, --ranges-from FILE   read OFF:LEN lines from FILE ('-' = stdin)\n"
+		"  -d, --dst-offset OFF     where the first range lands in DST (default 0)\n"
+		"      --no-offload         never use native copy: emulate\n"
+		"      --no-emulation       fail rather than emulate\n"
+		"      --json               print the result as one JSON object\n"
+		"      --progress           show a progress bar (default when stderr is a terminal)\n"
+		"      --no-progress        never show a progress bar\n"
+		"      --no-sync            do not flush DST before reporting success\n"
+		"      --buffered           emulate through the page cache, not O_DIRECT\n"
+		"      --queue-depth N      emulation I/Os in flight (default 128)\n"
+		"      --max-inflight SIZE  emulation buffer memory (default 16m)\n"
+		"      --chunk-size SIZE    bytes per emulated write (default 1m)\n"
+		"\n"
+		"Sizes: bytes, or with a suffix s (512-byte sectors), k, m, g, t.\n",
+		prog);
+}
+
+struct copy_args {
+	struct range_list ranges;
+	uint64_t dst_off;
+	struct blkcopy_opts opts;
+	bool json, progress, progress_set;
+	const char *src, *dst;
+};
+
+enum {
+	OPT_NO_OFFLOAD = 256, OPT_NO_EMULATION, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
+	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK,
+};
+
+static int size_opt(const char *name, const char *arg, uint64_t *v)
+{
+	int ret = parse_size(arg, v);
+
+	if (ret)
+		msg("%s: %s size '%s'", name, ret == -EOVERFLOW ? "too large a" : "bad", arg);
+	return ret;
+}
+
+static int read_ranges_from(const char *path, struct range_list *l)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
+	size_t line = 0;
+	int ret;
+
+	if (!f) {
+		msg("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	ret = parse_ranges_file(f, l, &line);
+	if (f != stdin)
+		fclose(f);
+	if (ret == -E2BIG)
+		msg("%s: too many ranges (more than %u)", path, BLKCOPY_MAX_RANGES);
+	else if (ret == -EIO)
+		msg("%s: read error", path);
+	else if (ret)
+		msg("%s:%zu: bad range (want OFF:LEN)", path, line);
+	return ret;
+}
+
+static int parse_copy_args(int argc, char **argv, struct copy_args *a)
+{
+	static const struct option longopts[] = {
+		{ "range", required_argument, NULL, 'r' },
+		{ "ranges-from", required_argument, NULL, 'f' },
+		{ "dst-offset", required_argument, NULL, 'd' },
+		{ "no-offload", no_argument, NULL, OPT_NO_OFFLOAD },
+		{ "no-emulation", no_argument, NULL, OPT_NO_EMULATION },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+		{ "no-sync", no_argument, NULL, OPT_NO_SYNC },
+		{ "buffered", no_argument, NULL, OPT_BUFFERED },
+		{ "queue-depth", required_argument, NULL, OPT_QD },
+		{ "max-inflight", required_argument, NULL, OPT_INFLIGHT },
+		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct blkcopy_range r;
+	uint64_t v;
+	int c, ret;
+
+	a->opts.flags = BLKCOPY_SYNC;
+	while ((c = getopt_long(argc, argv, "r:f:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			ret = parse_range(optarg, &r);
+			if (ret) {
+				msg("--range: bad range '%s' (want OFF:LEN)", optarg);
+				return ret;
+			}
+			ret = range_list_add(&a->ranges, &r);
+			if (ret)
+				return ret;
+			break;
+		case 'f':
+			if (read_ranges_from(optarg, &a->ranges))
+				return -EINVAL;
+			break;
+		case 'd':
+			if (size_opt("--dst-offset", optarg, &a->dst_off))
+				return -EINVAL;
+			break;
+		case OPT_NO_OFFLOAD: a->opts.flags |= BLKCOPY_NOOFFLOAD; break;
+		case OPT_NO_EMULATION: a->opts.flags |= BLKCOPY_NOEMULATION; break;
+		case OPT_JSON: a->json = true; break;
+		case OPT_PROGRESS: a->progress = a->progress_set = true; break;
+		case OPT_NO_PROGRESS: a->progress = false; a->progress_set = true; break;
+		case OPT_NO_SYNC: a->opts.flags &= ~BLKCOPY_SYNC; break;
+		case OPT_BUFFERED: a->opts.flags |= BLKCOPY_BUFFERED; break;
+		case OPT_QD:
+			if (size_opt("--queue-depth", optarg, &v) || !v || v > 4096) {
+				msg("--queue-depth: want 1 to 4096");
+				return -EINVAL;
+			}
+			a->opts.queue_depth = (uint32_t)v;
+			break;
+		case OPT_INFLIGHT:
+			if (size_opt("--max-inflight", optarg, &a->opts.max_inflight))
+				return -EINVAL;
+			break;
+		case OPT_CHUNK:
+			if (size_opt("--chunk-size", optarg, &a->opts.chunk_size))
+				return -EINVAL;
+			break;
+		case 'h':
+			usage_copy(stdout);
+			exit(0);
+		default:
+			usage_copy(stderr);
+			return -EINVAL;
+		}
+	}
+	if ((a->opts.flags & BLKCOPY_NOOFFLOAD) && (a->opts.flags & BLKCOPY_NOEMULATION)) {
+		msg("copy: --no-offload and --no-emulation leave no way to copy");
+		return -EINVAL;
+	}
+	if ((a->opts.max_inflight && a->opts.max_inflight < 4096) ||
+	    (a->opts.chunk_size && a->opts.chunk_size < 4096)) {
+		msg("copy: --max-inflight and --chunk-size must be at least 4k");
+		return -EINVAL;
+	}
+	if (argc - optind != 2) {
+		msg("copy: need SRC and DST");
+		usage_copy(stderr);
+		return -EINVAL;
+	}
+	a->src = argv[optind];
+	a->dst = argv[optind + 1];
+	if (!a->progress_set)
+		a->progress = isatty(STDERR_FILENO) && !a->json;
+	return 0;
+}
+
+/* The same node or file under two names must be one handle: O_EXCL would fail otherwise. */
+static bool same_node(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (stat(a, &sa) || stat(b, &sb))
+		return false;
+	if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode))
+		return sa.st_rdev == sb.st_rdev;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static void draw_progress(const struct blkcopy_progress *p, double t0, bool final)
+{
+	char a[32], b[32], r[32];
+	double el = now_s() - t0;
+	double rate = el > 0 ? (double)p->done / el : 0;
+	int pct = p->total ? (int)(p->done * 100 / p->total) : 100;
+	int fill = pct * 30 / 100;
+
+	fprintf(stderr, "\r[%.*s%*s] %3d%%  %s / %s  %s/s ", fill,
+		"##############################", 30 - fill, "", pct,
+		human(p->done, a, sizeof(a)), human(p->total, b, sizeof(b)),
+		human((uint64_t)rate, r, sizeof(r)));
+	if (rate > 0 && !final) {
+		uint64_t eta = (uint64_t)((double)(p->total - p->done) / rate);
+		fprintf(stderr, " ETA %" PRIu64 ":%02" PRIu64 "  ", eta / 60, eta % 60);
+	}
+	if (final)
+		fputs("\r\033[K", stderr);
+}
+
+static void print_json(const struct blkcopy_progress *p, double secs, size_t nr,
+		       const struct blkcopy_info *src, int err)
+{
+	const char *method = !p->done ? "none"
+			     : !p->native_bytes ? "emulate"
+			     : !p->emulated_bytes ? src->backend : "mixed";
+
+	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
+	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
+	       ",\"ranges\":%zu,\"method\":",
+	       err ? p->committed : p->total, p->native_bytes, p->emulated_bytes, secs,
+	       p->committed, p->total, nr);
+	json_string(stdout, method);
+	fputs(",\"error\":", stdout);
+	if (err)
+		json_string(stdout, blkcopy_strerror(err));
+	else
+		fputs("null", stdout);
+	fputs("}\n", stdout);
+}
+
+static void report_invalid(int err, const struct copy_args *a, size_t bad)
+{
+	if (bad == SIZE_MAX) {
+		msg("copy: %s", blkcopy_strerror(err));
+		return;
+	}
+	const struct blkcopy_range *r = &a->ranges.v[bad];
+	msg("copy: range %zu (%" PRIu64 ":%" PRIu64 "): %s", bad + 1, r->offset, r->len,
+	    blkcopy_strerror(err));
+}
+
+static int run_copy(struct copy_args *a)
+{
+	struct blkcopy_dev *src = NULL, *dst = NULL;
+	struct blkcopy_info si;
+	struct blkcopy_progress p = { 0 };
+	struct blkcopy_job *job;
+	size_t bad = SIZE_MAX;
+	int ret;
+
+	ret = blkcopy_open(a->dst, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL, &dst);
+	if (ret) {
+		msg("%s: %s%s", a->dst, blkcopy_strerror(ret),
+		    ret == -EBUSY ? " (mounted or in use?)" : "");
+		return 1;
+	}
+	if (same_node(a->src, a->dst)) {
+		src = dst;
+	} else {
+		ret = blkcopy_open(a->src, BLKCOPY_OPEN_READ, &src);
+		if (ret) {
+			msg("%s: %s", a->src, blkcopy_strerror(ret));
+			blkcopy_close(dst);
+			return 1;
+		}
+	}
+	blkcopy_get_info(src, &si);
+
+	if (!a->ranges.n) {
+		const struct blkcopy_range all = { 0, si.capacity };
+		ret = range_list_add(&a->ranges, &all);
+		if (ret)
+			goto out;
+	}
+
+	double t0 = now_s();
+	ret = blkcopy_job_submit(src, a->ranges.v, a->ranges.n, dst, a->dst_off, &a->opts, &job);
+	if (ret) {
+		blkcopy_check(src, a->ranges.v, a->ranges.n, dst, a->dst_off, a->opts.flags, &bad);
+		report_invalid(ret, a, bad);
+		if (a->json) {
+			p.total = 0;
+			for (size_t i = 0; i < a->ranges.n; i++)
+				p.total += a->ranges.v[i].len;
+			print_json(&p, 0, a->ranges.n, &si, ret);
+		}
+		goto out;
+	}
+
+	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART: wake the wait */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	bool cancelled = false;
+	while (!blkcopy_job_wait(job, a->progress ? 200 : 1000)) {
+		if (interrupted && !cancelled) {
+			blkcopy_job_cancel(job);
+			cancelled = true;
+		}
+		if (a->progress) {
+			blkcopy_job_progress(job, &p);
+			draw_progress(&p, t0, false);
+		}
+	}
+	ssize_t n = blkcopy_job_finish(job, &p);
+	double secs = now_s() - t0;
+	if (a->progress)
+		draw_progress(&p, t0, true);
+	ret = n < 0 ? (int)n : 0;
+
+	if (a->json) {
+		print_json(&p, secs, a->ranges.n, &si, ret);
+	} else if (!ret) {
+		char b[32], r[32];
+		printf("copied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
+		       ", emulated %" PRIu64 "\n",
+		       human(p.total, b, sizeof(b)), p.total, a->ranges.n,
+		       a->ranges.n == 1 ? "" : "s", secs,
+		       human(secs > 0 ? (uint64_t)((double)p.total / secs) : 0, r, sizeof(r)),
+		       p.native_bytes, p.emulated_bytes);
+	}
+	if (ret)
+		msg("copy: %s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %" PRIu64
+		    " bytes)",
+		    blkcopy_strerror(ret), p.done, p.total, p.committed);
+out:
+	if (src != dst)
+		blkcopy_close(src);
+	blkcopy_close(dst);
+	return ret ? 1 : 0;
+}
+
+static int cmd_copy(int argc, char **argv)
+{
+	struct copy_args a = { 0 };
+	int ret;
+
+	if (parse_copy_args(argc, argv, &a)) {
+		range_list_free(&a.ranges);
+		return EXIT_USAGE;
+	}
+	ret = run_copy(&a);
+	range_list_free(&a.ranges);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* limits                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void usage_limits(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s limits [--json] DEV...\n"
+		"Show each device's geometry and copy limits (512-byte sectors).\n",
+		prog);
+}
+
+static void limits_json(const struct blkcopy_info *i, bool first)
+{
+	printf("%s{\"device\":", first ? "" : ",");
+	json_string(stdout, i->path);
+	printf(",\"kind\":\"%s\",\"backend\":", blkcopy_kind_name(i->kind));
+	json_string(stdout, i->backend);
+	fputs(",\"native_reason\":", stdout);
+	json_string(stdout, i->native_reason);
+	printf(",\"logical_block_size\":%u,\"capacity\":%" PRIu64 ",\"read_only\":%s"
+	       ",\"partition\":%s,\"partition_start\":%" PRIu64
+	       ",\"copy_offload\":%u,\"max_copy_sectors\":%" PRIu64
+	       ",\"max_copy_nr_ranges\":%u,\"max_copy_range_sectors\":%" PRIu64 "}",
+	       i->logical_block_size, i->capacity, i->read_only ? "true" : "false",
+	       i->partition ? "true" : "false", i->partition_start, i->limits.copy_offload,
+	       i->limits.max_copy_sectors, i->limits.max_copy_nr_ranges,
+	       i->limits.max_copy_range_sectors);
+}
+
+static void limits_text(const struct blkcopy_info *i)
+{
+	char cap[32];
+
+	printf("%s: %s, %s (%" PRIu64 " bytes), %u-byte blocks, %s\n", i->path,
+	       blkcopy_kind_name(i->kind), human(i->capacity, cap, sizeof(cap)), i->capacity,
+	       i->logical_block_size, i->read_only ? "read-only" : "read-write");
+	if (i->partition)
+		printf("  partition_start         %" PRIu64 "\n", i->partition_start);
+	printf("  backend                 %s\n"
+	       "  copy_offload            %u\n"
+	       "  max_copy_sectors        %" PRIu64 "\n"
+	       "  max_copy_nr_ranges      %u\n"
+	       "  max_copy_range_sectors  %" PRIu64 "\n"
+	       "  native copy             %s\n",
+	       i->backend, i->limits.copy_offload, i->limits.max_copy_sectors,
+	       i->limits.max_copy_nr_ranges, i->limits.max_copy_range_sectors, i->native_reason);
+}
+
+static int cmd_limits(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	bool json = false;
+	int c, status = 0, shown = 0;
+
+	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': usage_limits(stdout); return 0;
+		default: usage_limits(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		msg("limits: need at least one device");
+		usage_limits(stderr);
+		return EXIT_USAGE;
+	}
+	if (json)
+		putchar('[');
+	for (int i = optind; i < argc; i++) {
+		struct blkcopy_dev *d;
+		struct blkcopy_info info;
+		int ret = blkcopy_open(argv[i], BLKCOPY_OPEN_READ, &d);
+
+		if (ret) {
+			msg("%s: %s", argv[i], blkcopy_strerror(ret));
+			status = 1;
+			continue;
+		}
+		blkcopy_get_info(d, &info);
+		if (json)
+			limits_json(&info, !shown);
+		else
+			limits_text(&info);
+		shown++;
+		blkcopy_close(d);
+	}
+	if (json)
+		puts("]");
+	return status;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "copy", cmd_copy, "copy source ranges to a destination offset" },
+	{ "limits", cmd_limits, "show devices' copy limits" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: %s COMMAND [OPTIONS] ...\n       %s --help | --version\n\n", prog, prog);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", prog);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("blkcopy %s\n", blkcopy_version());
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	msg("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
