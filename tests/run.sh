@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The whole test suite.  Installs what it needs (as root), then:
+#   1. gcc build: unit and host tests (host tests need root and loop devices)
+#   2. the same suite on an ASan+UBSan build
+#   3. unit tests and a CLI copy under valgrind
+#   4. a clang build with -Werror
+# and ends with one line "N passed, N failed".  --quick runs step 1 only.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0 skipped=0
+
+note() { printf '\n=== %s\n' "$*"; }
+tally() {	# tally LABEL RESULT NAME
+	case $2 in
+	OK) passed=$((passed + 1)) ;;
+	SKIP) skipped=$((skipped + 1)); echo "SKIP $1/$3" ;;
+	*) failed=$((failed + 1)); echo "FAIL $1/$3 ($2)" ;;
+	esac
+}
+
+# suite LABEL BUILDDIR [meson setup options]
+suite() {
+	local label=$1 dir=$2
+	shift 2
+	note "$label"
+	if ! bash scripts/build.sh "$dir" "$@"; then
+		tally "$label" BUILD-FAILED build
+		return
+	fi
+	rm -f "$dir/meson-logs/testlog.json"
+	meson test -C "$dir" --no-rebuild --print-errorlogs ${MESON_TEST_ARGS:-}
+	if [ ! -s "$dir/meson-logs/testlog.json" ]; then
+		tally "$label" NO-RESULTS meson-test
+		return
+	fi
+	while IFS=$'\t' read -r name result; do
+		tally "$label" "$result" "$name"
+	done < <(jq -r '[.name, .result] | @tsv' "$dir/meson-logs/testlog.json")
+}
+
+suite gcc build
+
+if [ $quick = 0 ]; then
+	# Leak checking under ASan needs ptrace-free LSan; it works as root here.
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		suite asan+ubsan build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+	note valgrind
+	vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+	for t in build/tests/unit/test_*; do
+		[ -x "$t" ] || continue
+		if $vg "$t" >/dev/null; then tally valgrind OK "${t##*/}"; else tally valgrind FAIL "${t##*/}"; fi
+	done
+	tmp=$(mktemp -d)
+	head -c 8M /dev/urandom >"$tmp/src"
+	truncate -s 8M "$tmp/dst"
+	if $vg build/tools/blkcopy copy --no-sync --range 1m:1m --range 0:512k --range 4m:2m \
+		--dst-offset 512k "$tmp/src" "$tmp/dst" >/dev/null &&
+		cmp -s -n 1048576 -i 1048576:524288 "$tmp/src" "$tmp/dst"; then
+		tally valgrind OK cli-copy
+	else
+		tally valgrind FAIL cli-copy
+	fi
+	rm -rf "$tmp"
+
+	note "clang -Werror build"
+	if CC=clang bash scripts/build.sh build-clang; then tally clang OK build; else tally clang FAIL build; fi
+fi
+
+echo
+[ $skipped -gt 0 ] && echo "$skipped skipped (need root and loop devices)"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
