@@ -361,7 +361,8 @@ static int run_copy(struct copy_args *a)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	bool cancelled = false;
-	while (!blkcopy_job_wait(job, a->progress ? 200 : 1000)) {
+	/* Short waits: a signal may land between waits, and the bar wants redrawing. */
+	while (!blkcopy_job_wait(job, 100)) {
 		if (interrupted && !cancelled) {
 			blkcopy_job_cancel(job);
 			cancelled = true;
