@@ -140,7 +140,7 @@ struct blkcopy_range {
  *   -ENODATA     no ranges (@nr == 0), or a range of length 0
  *   -E2BIG       @nr > BLKCOPY_MAX_RANGES
  *   -EOVERFLOW   offset + len of a range, the sum of the lengths, or
- *                dst_off + that sum overflows (or exceeds SSIZE_MAX)
+ *                dst_off + that sum exceeds INT64_MAX (the largest off_t)
  *   -EINVAL      an offset or length is not a multiple of the larger of the
  *                two logical block sizes (also: NULL arguments, unknown flags)
  *   -ENXIO       a source range ends past the end of the source

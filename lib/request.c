@@ -6,6 +6,8 @@
 
 #include "internal.h"
 
+/* Every byte offset must fit in off_t: pread() and pwrite() take no more. */
+#define OFF_MAX ((uint64_t)INT64_MAX)
 #define KNOWN_FLAGS (BLKCOPY_NOEMULATION | BLKCOPY_NOOFFLOAD | BLKCOPY_SYNC | BLKCOPY_BUFFERED)
 
 bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b)
@@ -54,24 +56,29 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 	/* Both block sizes are powers of two, so the larger is a multiple of the smaller. */
 	const uint64_t align = src->lbs > dst->lbs ? src->lbs : dst->lbs;
 
+	/* Arithmetic first: the later checks add offsets and must not wrap. */
 	for (i = 0; i < nr; i++) {
 		const struct blkcopy_range *r = &ranges[i];
 		uint64_t end;
 
 		if (!r->len)
 			return bad(bad_range, i, -ENODATA);
-		if (__builtin_add_overflow(r->offset, r->len, &end) ||
-		    __builtin_add_overflow(total, r->len, &total) || total > SSIZE_MAX)
+		if (__builtin_add_overflow(r->offset, r->len, &end) || end > OFF_MAX ||
+		    __builtin_add_overflow(total, r->len, &total) || total > OFF_MAX)
 			return bad(bad_range, i, -EOVERFLOW);
+	}
+	uint64_t dst_end;
+	if (__builtin_add_overflow(dst_off, total, &dst_end) || dst_end > OFF_MAX)
+		return -EOVERFLOW;
+
+	for (i = 0; i < nr; i++) {
+		const struct blkcopy_range *r = &ranges[i];
+
 		if (r->offset % align || r->len % align)
 			return bad(bad_range, i, -EINVAL);
-		if (end > src->capacity)
+		if (r->offset + r->len > src->capacity)
 			return bad(bad_range, i, -ENXIO);
 	}
-
-	uint64_t dst_end;
-	if (__builtin_add_overflow(dst_off, total, &dst_end))
-		return -EOVERFLOW;
 	if (dst_off % align)
 		return -EINVAL;
 	if (dst_end > dst->capacity)

@@ -111,6 +111,7 @@ struct copy_args {
 	uint64_t dst_off;
 	struct blkcopy_opts opts;
 	bool json, progress, progress_set;
+	bool ranges_given;	/* an empty --ranges-from list must not mean "everything" */
 	const char *src, *dst;
 };
 
@@ -183,12 +184,17 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 				return ret;
 			}
 			ret = range_list_add(&a->ranges, &r);
-			if (ret)
+			if (ret) {
+				msg("--range: too many ranges (more than %u)", BLKCOPY_MAX_RANGES);
 				return ret;
+			}
+			a->ranges_given = true;
 			break;
 		case 'f':
-			if (read_ranges_from(optarg, &a->ranges))
-				return -EINVAL;
+			ret = read_ranges_from(optarg, &a->ranges);
+			if (ret)
+				return ret == -E2BIG ? ret : -EINVAL;
+			a->ranges_given = true;
 			break;
 		case 'd':
 			if (size_opt("--dst-offset", optarg, &a->dst_off))
@@ -336,7 +342,7 @@ static int run_copy(struct copy_args *a)
 	}
 	blkcopy_get_info(src, &si);
 
-	if (!a->ranges.n) {
+	if (!a->ranges_given) {
 		const struct blkcopy_range all = { 0, si.capacity };
 		ret = range_list_add(&a->ranges, &all);
 		if (ret)
@@ -403,11 +409,12 @@ out:
 static int cmd_copy(int argc, char **argv)
 {
 	struct copy_args a = { 0 };
-	int ret;
+	int ret = parse_copy_args(argc, argv, &a);
 
-	if (parse_copy_args(argc, argv, &a)) {
+	if (ret) {
 		range_list_free(&a.ranges);
-		return EXIT_USAGE;
+		/* Too many ranges is a bad request, like the library's validation errors. */
+		return ret == -E2BIG ? 1 : EXIT_USAGE;
 	}
 	ret = run_copy(&a);
 	range_list_free(&a.ranges);
@@ -543,9 +550,14 @@ int main(int argc, char **argv)
 		printf("blkcopy %s\n", blkcopy_version());
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(argv[1], commands[i].name)) {
+			/* getopt names argv[0] in its messages: make that "blkcopy". */
+			static char progname[] = "blkcopy";
+			argv[1] = progname;
 			return commands[i].run(argc - 1, argv + 1);
+		}
+	}
 	msg("unknown command '%s'", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

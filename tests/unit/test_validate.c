@@ -76,6 +76,11 @@ int main(void)
 	CHECK_EQ(v(&a, of2, 2, &b, 0, &bad), -EOVERFLOW);
 	CHECK_EQ(bad, 0);	/* the first alone exceeds SSIZE_MAX */
 	CHECK_EQ(v(&a, ok, 2, &b, UINT64_MAX - 4095, &bad), -EOVERFLOW);
+	/* Past off_t is overflow too, and is reported before "past the end". */
+	CHECK_EQ(v(&a, ok, 2, &b, (uint64_t)INT64_MAX - 4095, &bad), -EOVERFLOW);
+	struct blkcopy_range of3[] = { { 0, 1ull << 62 }, { 0, 1ull << 62 } };
+	CHECK_EQ(v(&a, of3, 2, &b, 0, &bad), -EOVERFLOW);
+	CHECK_EQ(bad, 1);
 
 	/* Read-only destination, and one not opened for writing. */
 	struct blkcopy_dev ro = b;
