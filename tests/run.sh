@@ -55,7 +55,7 @@ if [ $quick = 0 ]; then
 	note valgrind
 	vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
 	for t in build/tests/unit/test_*; do
-		[ -x "$t" ] || continue
+		[ -f "$t" ] && [ -x "$t" ] || continue
 		if $vg "$t" >/dev/null; then tally valgrind OK "${t##*/}"; else tally valgrind FAIL "${t##*/}"; fi
 	done
 	tmp=$(mktemp -d)
