@@ -244,7 +244,13 @@ void blkcopy_job_progress(const struct blkcopy_job *job, struct blkcopy_progress
  */
 void blkcopy_job_cancel(struct blkcopy_job *job);
 
-/* A descriptor that polls readable when blkcopy_job_poll() has work. */
+/*
+ * A descriptor that polls readable when blkcopy_job_poll() has emulated I/O
+ * to reap.  Native commands run inside blkcopy_job_poll() and _wait(), one
+ * per call, so a caller that waits on this descriptor should also call
+ * blkcopy_job_poll() when progress shows native work left (native_bytes
+ * growing), or simply use blkcopy_job_wait() with a timeout.
+ */
 int blkcopy_job_fd(const struct blkcopy_job *job);
 
 /*

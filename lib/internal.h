@@ -130,6 +130,7 @@ struct bc_emu_params {
 	uint32_t queue_depth;
 	uint64_t max_inflight;
 	uint64_t chunk_size;
+	uint64_t expected_bytes;	/* the request's size: no more buffer than it can use */
 	bool direct;		/* both ends O_DIRECT */
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,

@@ -154,6 +154,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.queue_depth = o.queue_depth,
 		.max_inflight = o.max_inflight,
 		.chunk_size = o.chunk_size,
+		.expected_bytes = total,
 		.direct = !(o.flags & BLKCOPY_BUFFERED) &&
 			  bc_emu_direct_ok(src, dst, j->spans, j->nr_spans, dst_off),
 	};

@@ -135,7 +135,7 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 	return 0;
 }
 
-/* Buffers are set up on first use, sized for what the first request needs. */
+/* Buffers are set up on first use (a native copy may never need them), sized for the request. */
 static int setup_chunks(struct bc_emu *e, uint64_t want)
 {
 	uint64_t chunk = round_up(e->p.chunk_size, e->align > PAGE ? e->align : PAGE);
@@ -182,13 +182,10 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst)
 {
 	struct run *r;
-	uint64_t total = 0;
 	int ret;
 
-	for (size_t i = 0; i < nr; i++)
-		total += spans[i].len;
 	if (!e->mem) {
-		ret = setup_chunks(e, total);
+		ret = setup_chunks(e, e->p.expected_bytes);
 		if (ret)
 			return ret;
 	}
