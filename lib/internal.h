@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "blkcopy.h"
 
@@ -14,6 +15,14 @@
 #define BC_DEFAULT_CHUNK (1ull << 20)
 
 struct bc_backend;
+
+static inline int64_t bc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct blkcopy_dev {
 	char *path;

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -247,17 +246,9 @@ static void finish_up(struct bc_emu *emu, struct blkcopy_job *j)
 	j->finished = true;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 {
-	const int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	const int64_t deadline = timeout_ms > 0 ? bc_now_ms() + timeout_ms : 0;
 
 	while (!j->finished) {
 		int wait = timeout_ms;
@@ -268,7 +259,7 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 			native_step(j);
 			wait = 0;	/* keep native commands going while emulation runs */
 		} else if (timeout_ms > 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - bc_now_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
 
@@ -280,7 +271,7 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 			break;
 		}
 		/* Back to the caller on a timeout, a signal, or after one pass of a poll. */
-		if (timeout_ms == 0 || (timeout_ms > 0 && now_ms() >= deadline) ||
+		if (timeout_ms == 0 || (timeout_ms > 0 && bc_now_ms() >= deadline) ||
 		    (idle == 0 && wait != 0))
 			return 0;
 	}

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../internal.h"
@@ -440,17 +439,9 @@ static bool idle(struct bc_emu *e)
 	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && !e->runs));
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int bc_emu_run(struct bc_emu *e, int timeout_ms)
 {
-	const int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	const int64_t deadline = timeout_ms > 0 ? bc_now_ms() + timeout_ms : 0;
 
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -470,7 +461,7 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 		if (timeout_ms < 0) {
 			ret = io_uring_submit_and_wait(&e->ring, 1);
 		} else {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - bc_now_ms();
 			if (left <= 0) {
 				io_uring_submit(&e->ring);
 				return 0;

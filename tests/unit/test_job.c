@@ -94,17 +94,27 @@ static void progress_and_fd(const char *src, const char *dst)
 	blkcopy_close(d);
 }
 
-static void cancel(const char *src, const char *dst)
+/* A fresh destination, and a job an eighth of the way through. */
+static struct blkcopy_job *start_midway(const char *src, const char *dst, struct blkcopy_dev **s,
+					struct blkcopy_dev **d)
 {
-	struct blkcopy_dev *s, *d;
 	struct blkcopy_progress p;
 
 	write_file(dst, dst_data, SIZE);
-	struct blkcopy_job *j = start(src, dst, &s, &d);
+	struct blkcopy_job *j = start(src, dst, s, d);
 	do {
 		blkcopy_job_wait(j, 1);
 		blkcopy_job_progress(j, &p);
 	} while (p.done < SPAN / 8);
+	return j;
+}
+
+static void cancel(const char *src, const char *dst)
+{
+	struct blkcopy_dev *s, *d;
+	struct blkcopy_progress p;
+	struct blkcopy_job *j = start_midway(src, dst, &s, &d);
+
 	blkcopy_job_cancel(j);
 	blkcopy_job_cancel(j);
 	CHECK_EQ(blkcopy_job_finish(j, &p), -ECANCELED);
@@ -119,13 +129,8 @@ static void source_shrinks(const char *src, const char *dst)
 {
 	struct blkcopy_dev *s, *d;
 	struct blkcopy_progress p;
+	struct blkcopy_job *j = start_midway(src, dst, &s, &d);
 
-	write_file(dst, dst_data, SIZE);
-	struct blkcopy_job *j = start(src, dst, &s, &d);
-	do {
-		blkcopy_job_wait(j, 1);
-		blkcopy_job_progress(j, &p);
-	} while (p.done < SPAN / 8);
 	/* Validated at submit, gone now: reads past the new end return nothing. */
 	CHECK_EQ(truncate(src, SPAN / 2 + 1000), 0);
 	CHECK_EQ(blkcopy_job_finish(j, &p), -EIO);
