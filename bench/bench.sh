@@ -35,13 +35,15 @@ die() {
 
 usage() {
 	cat <<EOF
-usage: $prog [--build DIR] [--size SIZE] [--quick] [--repeat N]
+usage: $prog [--build DIR] [--size SIZE] [--quick] [--repeat N] [--blkcopy-opts "OPTS"]
   --build DIR   build directory holding tools/blkcopy and bench/naive-copy
                 (default: the repository's build/)
   --size SIZE   size of the source and destination (default 1G);
                 suffix s, k, m, g, t as for blkcopy; a multiple of 1 MiB
   --quick       smoke run: --size 64M
   --repeat N    run each timed command N times and keep the best (default 1)
+  --blkcopy-opts "OPTS"
+                extra options for both blkcopy copies, e.g. "--max-inflight 4m"
 Run as root.  Uses about 3 x SIZE of memory in /dev/shm.
 EOF
 }
@@ -80,12 +82,14 @@ calc() {
 build_dir=$script_dir/../build
 size_arg=1G
 repeat=1
+bc_opts=()
 while (($#)); do
 	case $1 in
 	--build) (($# >= 2)) || die "--build needs a directory"; build_dir=$2; shift 2 ;;
 	--size) (($# >= 2)) || die "--size needs a size"; size_arg=$2; shift 2 ;;
 	--quick) size_arg=64M; shift ;;
 	--repeat) (($# >= 2)) || die "--repeat needs a count"; repeat=$2; shift 2 ;;
+	--blkcopy-opts) (($# >= 2)) || die "--blkcopy-opts needs options"; read -ra bc_opts <<<"$2"; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -280,7 +284,7 @@ dd_secs=$best_secs dd_kib=$max_kib
 reset_best
 for ((r = 0; r < repeat; r++)); do
 	reset_dst
-	run_timed blkcopy-contig "$blkcopy" copy --json "$src_dev" "$dst_dev"
+	run_timed blkcopy-contig "$blkcopy" copy "${bc_opts[@]}" --json "$src_dev" "$dst_dev"
 	check_blkcopy_json "$work/blkcopy-contig.out" "$size"
 	verify_same "$src_img" "$dst_img" "blkcopy copy (contiguous)"
 	keep_best
@@ -341,7 +345,7 @@ nv_secs=$best_secs nv_kib=$max_kib
 reset_best
 for ((r = 0; r < repeat; r++)); do
 	reset_dst
-	run_timed blkcopy-scatter "$blkcopy" copy --ranges-from "$ranges" --json "$src_dev" "$dst_dev"
+	run_timed blkcopy-scatter "$blkcopy" copy "${bc_opts[@]}" --ranges-from "$ranges" --json "$src_dev" "$dst_dev"
 	check_blkcopy_json "$work/blkcopy-scatter.out" "$size"
 	verify_same "$ref_img" "$dst_img" "blkcopy copy --ranges-from (scattered)"
 	keep_best
