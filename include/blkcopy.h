@@ -181,6 +181,17 @@ struct blkcopy_opts {
 	uint64_t chunk_size;		/* bytes per emulated write, default 1 MiB */
 };
 
+/* How bytes were copied, for blkcopy_progress.method_bytes[]. */
+enum blkcopy_method {
+	BLKCOPY_METHOD_EMULATE = 0,		/* read + write by blkcopy */
+	BLKCOPY_METHOD_REFLINK,			/* FICLONERANGE: extents shared */
+	BLKCOPY_METHOD_COPY_FILE_RANGE,		/* copy_file_range(2): the file system copied */
+	BLKCOPY_METHOD_MAX = 8			/* room for more; not a method */
+};
+
+/* "emulate", "reflink", "copy_file_range", ...; NULL for an unknown method. */
+const char *blkcopy_method_name(enum blkcopy_method method);
+
 /* State of a request, as bytes. */
 struct blkcopy_progress {
 	uint64_t total;		/* sum of the range lengths */
@@ -190,6 +201,8 @@ struct blkcopy_progress {
 	uint64_t emulated_bytes;/* of done: by emulation */
 	int error;		/* first error, -errno; 0 if none */
 	bool finished;		/* nothing in flight and nothing more will be issued */
+	/* Of done, by method (indexed by enum blkcopy_method). */
+	uint64_t method_bytes[BLKCOPY_METHOD_MAX];
 };
 
 /*

@@ -6,5 +6,6 @@
 #include "internal.h"
 
 const struct bc_backend *const bc_backends[] = {
+	&bc_backend_file,
 	NULL,
 };

@@ -165,6 +165,8 @@ static void probe_native(struct blkcopy_dev *d)
 		}
 	}
 	memset(&d->limits, 0, sizeof(d->limits));
+	if (d->reason[0])
+		return;		/* the resolver already said why */
 	if (d->kind == BLKCOPY_KIND_DM || d->kind == BLKCOPY_KIND_MD)
 		snprintf(d->reason, sizeof(d->reason),
 			 "%s device: emulation only (stacked mapping not resolved)",
@@ -241,6 +243,7 @@ int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp
 	}
 	/* Not every medium takes O_DIRECT; emulation then stays buffered. */
 	d->fd_direct = open(path, open_mode(flags) | O_CLOEXEC | O_DIRECT);
+	bc_resolve_file(d);
 	probe_native(d);
 	*devp = d;
 	return 0;
@@ -255,6 +258,7 @@ void blkcopy_close(struct blkcopy_dev *d)
 		return;
 	if (d->backend && d->backend->close)
 		d->backend->close(d);
+	bc_release_file(d);
 	if (d->fd_direct >= 0)
 		close(d->fd_direct);
 	if (d->fd >= 0)

@@ -40,6 +40,20 @@ struct blkcopy_dev {
 	dev_t whole;		/* block devices: the whole disk */
 	dev_t st_dev;		/* files: the file system */
 	ino_t ino;		/* files: the inode */
+	/*
+	 * Where the bytes live when a file holds them: the file itself, or a
+	 * loop device's backing file (through a partition, too).  Device offset
+	 * 0 is file offset base.  Filled by the stack resolver.
+	 */
+	struct bc_file_map {
+		bool valid;
+		int fd;		/* d->fd for files; opened by blkcopy for loops */
+		bool own_fd;
+		uint64_t base;
+		dev_t st_dev;
+		ino_t ino;
+		uint32_t clone_align;	/* the file system's block size */
+	} file;
 	struct blkcopy_limits limits;	/* native limits; all 0 without a backend */
 	const struct bc_backend *backend;	/* native backend, or NULL */
 	void *backend_data;
@@ -108,13 +122,23 @@ ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_spa
 bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b);
 uint64_t bc_medium_base(const struct blkcopy_dev *d);
 
+/* Stack resolution (lib/stack.c): find the file behind a file or loop device. */
+void bc_resolve_file(struct blkcopy_dev *d);
+void bc_release_file(struct blkcopy_dev *d);
+
+/* Bytes a native piece copied, by method; added to the job only when the piece succeeds. */
+struct bc_copy_stats {
+	uint64_t bytes[BLKCOPY_METHOD_MAX];
+};
+
 /*
  * A native backend.  The core knows backends only through this table.
  *   probe:  claim @dev (return 0) and fill dev->limits and dev->reason, or
  *           return -ENODEV to let the next backend look.
  *   pair:   0 when a copy from @src to @dst can be native, with the limits
  *           the pair imposes in *@lim; -EOPNOTSUPP otherwise.
- *   copy:   copy one planned piece natively and synchronously.  Returns 0,
+ *   copy:   copy one planned piece natively and synchronously, adding the
+ *           bytes to @stats by method.  Returns 0,
  *           -EOPNOTSUPP or -E2BIG when the device refused the piece before
  *           writing (the core then emulates that piece), or another -errno
  *           (the core stops the copy).
@@ -126,12 +150,14 @@ struct bc_backend {
 	int (*pair)(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
 		    struct blkcopy_limits *lim);
 	int (*copy)(struct blkcopy_dev *src, struct blkcopy_dev *dst,
-		    const struct bc_span *segs, const struct bc_piece *piece);
+		    const struct bc_span *segs, const struct bc_piece *piece,
+		    struct bc_copy_stats *stats);
 	void (*close)(struct blkcopy_dev *dev);
 };
 
 /* The native backends, in probe order, NULL-terminated (lib/backends.c). */
 extern const struct bc_backend *const bc_backends[];
+extern const struct bc_backend bc_backend_file;
 
 /* The emulation engine (lib/backend/emulate.c). */
 struct bc_emu;

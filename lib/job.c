@@ -7,6 +7,7 @@
  * struct bc_backend only.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,7 +37,9 @@ struct blkcopy_job {
 	struct bc_span *nsegs;
 	uint32_t nsegs_cap;
 	bool native_left;
+	bool native_started;	/* caches flushed, so they must be invalidated at the end */
 	uint64_t native_done;
+	struct bc_copy_stats stats;
 	uint64_t native_fail_low;
 	struct fallback *fallbacks;
 
@@ -207,19 +210,51 @@ static int fall_back(struct blkcopy_job *j, const struct bc_piece *piece)
 	return bc_emu_add(j->emu, f->segs, piece->nr_segs, piece->dst);
 }
 
+/*
+ * Native commands bypass a block device's page cache.  Before: write back
+ * what is dirty on both ends, so that no later writeback lands on top of
+ * the copy.  After: drop the destination's cached pages, so that the next
+ * buffered read sees the copy.
+ */
+static int flush_caches(struct blkcopy_job *j)
+{
+	if (j->src->kind != BLKCOPY_KIND_FILE && fdatasync(j->src->fd))
+		return -errno;
+	if (j->dst->kind != BLKCOPY_KIND_FILE && fdatasync(j->dst->fd))
+		return -errno;
+	return 0;
+}
+
+static void invalidate_dst(struct blkcopy_job *j)
+{
+	if (j->dst->kind != BLKCOPY_KIND_FILE)
+		posix_fadvise(j->dst->fd, (off_t)j->dst_off, (off_t)j->total, POSIX_FADV_DONTNEED);
+}
+
 /* Run one native piece. */
 static void native_step(struct blkcopy_job *j)
 {
+	struct bc_copy_stats st = { 0 };
 	struct bc_piece piece;
 	int ret;
 
+	if (!j->native_started) {
+		j->native_started = true;
+		ret = flush_caches(j);
+		if (ret) {
+			stop(j, ret);
+			return;
+		}
+	}
 	if (!bc_split_next(&j->nsplit, j->nsegs, j->nsegs_cap, &piece)) {
 		j->native_left = false;
 		return;
 	}
-	ret = j->native->copy(j->src, j->dst, j->nsegs, &piece);
+	ret = j->native->copy(j->src, j->dst, j->nsegs, &piece, &st);
 	if (ret == 0) {
 		j->native_done += piece.len;
+		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
+			j->stats.bytes[m] += st.bytes[m];
 		return;
 	}
 	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION))
@@ -240,6 +275,8 @@ static void finish_up(struct bc_emu *emu, struct blkcopy_job *j)
 		j->error = err;
 	if (!j->error && j->cancelled)
 		j->error = -ECANCELED;
+	if (j->native_started)
+		invalidate_dst(j);
 	/* fdatasync on a block device also flushes the drive's volatile cache. */
 	if (!j->error && (j->flags & BLKCOPY_SYNC) && fdatasync(j->dst->fd))
 		j->error = -errno;
@@ -302,6 +339,8 @@ void blkcopy_job_progress(const struct blkcopy_job *j, struct blkcopy_progress *
 		.error = j->error ? j->error : err,
 		.finished = j->finished,
 	};
+	memcpy(p->method_bytes, j->stats.bytes, sizeof(p->method_bytes));
+	p->method_bytes[BLKCOPY_METHOD_EMULATE] = edone;
 }
 
 void blkcopy_job_cancel(struct blkcopy_job *j)
@@ -359,6 +398,17 @@ ssize_t blkcopy_copy(struct blkcopy_dev *src, const struct blkcopy_range *ranges
 	const struct blkcopy_opts opts = { .flags = flags };
 
 	return blkcopy_copy_ex(src, ranges, nr, dst, dst_off, &opts, NULL);
+}
+
+const char *blkcopy_method_name(enum blkcopy_method m)
+{
+	switch (m) {
+	case BLKCOPY_METHOD_EMULATE: return "emulate";
+	case BLKCOPY_METHOD_REFLINK: return "reflink";
+	case BLKCOPY_METHOD_COPY_FILE_RANGE: return "copy_file_range";
+	case BLKCOPY_METHOD_MAX: break;
+	}
+	return NULL;
 }
 
 const char *blkcopy_strerror(int err)

@@ -10,8 +10,15 @@
 #define OFF_MAX ((uint64_t)INT64_MAX)
 #define KNOWN_FLAGS (BLKCOPY_NOEMULATION | BLKCOPY_NOOFFLOAD | BLKCOPY_SYNC | BLKCOPY_BUFFERED)
 
+/*
+ * Two devices are the same medium when the same file holds both (a file and
+ * a loop device over it, two loop devices over one file) or they are the
+ * same whole disk.  Offsets compare after adding bc_medium_base().
+ */
 bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b)
 {
+	if (a->file.valid && b->file.valid)
+		return a->file.st_dev == b->file.st_dev && a->file.ino == b->file.ino;
 	if (a->kind == BLKCOPY_KIND_FILE || b->kind == BLKCOPY_KIND_FILE)
 		return a->kind == b->kind && a->st_dev == b->st_dev && a->ino == b->ino;
 	return a->whole == b->whole;
@@ -19,6 +26,8 @@ bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b)
 
 uint64_t bc_medium_base(const struct blkcopy_dev *d)
 {
+	if (d->file.valid)
+		return d->file.base;
 	return d->partition ? d->part_start : 0;
 }
 

@@ -283,20 +283,38 @@ static void draw_progress(const struct blkcopy_progress *p, double t0, bool fina
 		fputs("\r\033[K", stderr);
 }
 
-static void print_json(const struct blkcopy_progress *p, double secs, size_t nr,
-		       const struct blkcopy_info *src, int err)
+/* The one method that did everything, "mixed", or "none". */
+static const char *method_of(const struct blkcopy_progress *p)
 {
-	const char *method = !p->done ? "none"
-			     : !p->native_bytes ? "emulate"
-			     : !p->emulated_bytes ? src->backend : "mixed";
+	const char *name = "none";
 
+	for (int m = 0; m < BLKCOPY_METHOD_MAX; m++) {
+		if (!p->method_bytes[m])
+			continue;
+		if (strcmp(name, "none"))
+			return "mixed";
+		name = blkcopy_method_name((enum blkcopy_method)m);
+	}
+	return name;
+}
+
+static void print_json(const struct blkcopy_progress *p, double secs, size_t nr, int err)
+{
 	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
 	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
 	       ",\"ranges\":%zu,\"method\":",
 	       err ? p->committed : p->total, p->native_bytes, p->emulated_bytes, secs,
 	       p->committed, p->total, nr);
-	json_string(stdout, method);
-	fputs(",\"error\":", stdout);
+	json_string(stdout, method_of(p));
+	fputs(",\"methods\":{", stdout);
+	for (int m = 0, first = 1; m < BLKCOPY_METHOD_MAX; m++) {
+		if (!p->method_bytes[m])
+			continue;
+		printf("%s\"%s\":%" PRIu64, first ? "" : ",",
+		       blkcopy_method_name((enum blkcopy_method)m), p->method_bytes[m]);
+		first = 0;
+	}
+	fputs("},\"error\":", stdout);
 	if (err)
 		json_string(stdout, blkcopy_strerror(err));
 	else
@@ -358,7 +376,7 @@ static int run_copy(struct copy_args *a)
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)
 				p.total += a->ranges.v[i].len;
-			print_json(&p, 0, a->ranges.n, &si, ret);
+			print_json(&p, 0, a->ranges.n, ret);
 		}
 		goto out;
 	}
@@ -385,15 +403,15 @@ static int run_copy(struct copy_args *a)
 	ret = n < 0 ? (int)n : 0;
 
 	if (a->json) {
-		print_json(&p, secs, a->ranges.n, &si, ret);
+		print_json(&p, secs, a->ranges.n, ret);
 	} else if (!ret) {
 		char b[32], r[32];
 		printf("copied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
-		       ", emulated %" PRIu64 "\n",
+		       ", emulated %" PRIu64 " (%s)\n",
 		       human(p.total, b, sizeof(b)), p.total, a->ranges.n,
 		       a->ranges.n == 1 ? "" : "s", secs,
 		       human(secs > 0 ? (uint64_t)((double)p.total / secs) : 0, r, sizeof(r)),
-		       p.native_bytes, p.emulated_bytes);
+		       p.native_bytes, p.emulated_bytes, method_of(&p));
 	}
 	if (ret)
 		msg("copy: %s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %" PRIu64

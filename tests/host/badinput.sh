@@ -244,12 +244,29 @@ case_bad_syntax() {
 # Native copy between regular files does not exist in this version, so
 # --no-emulation must fail and write nothing.  (This case changes once the
 # file backend lands: then a file-to-file copy may be native and succeed.)
+# A second file system (a small tmpfs): native copy cannot cross into it.
+other_fs() {
+	[[ $EUID -eq 0 ]] || return 1
+	OTHER=$D/other
+	[[ -d $OTHER ]] && mountpoint -q "$OTHER" && return 0
+	mkdir -p "$OTHER" && mount -t tmpfs -o size=16m blkcopy-other "$OTHER" 2>/dev/null || return 1
+	T_MOUNTS+=("$OTHER")
+}
+
 case_no_emulation_files() {
-	err1 "native copy not available and emulation forbidden" --no-emulation --range 0:4096 || return 1
-	err1 "native copy not available and emulation forbidden" --no-emulation || return 1
-	bcp copy --json --no-emulation --range 0:4096 "$D/src" "$D/dst"
+	other_fs || { WHY="needs root to mount a second file system"; return 77; }
+	cp "$D/src" "$OTHER/src"
+	expect_err 1 "native copy not available and emulation forbidden" "$D/dst" -- \
+		copy --no-emulation --range 0:4096 "$OTHER/src" "$D/dst" || return 1
+	bcp copy --json --no-emulation "$OTHER/src" "$D/dst"
 	t_ok "--json --no-emulation: expected exit 1, got $(bcp_what)" test "$RC" -eq 1 || return 1
-	t_ok "--json --no-emulation changed the destination" cmp -s "$D/dst" "$D/dst.orig"
+	t_ok "--json --no-emulation changed the destination" cmp -s "$D/dst" "$D/dst.orig" || return 1
+	# On one file system the file backend copies natively: --no-emulation succeeds.
+	bcp_ok copy --json --no-emulation --range 4096:8192 "$D/src" "$D/dst" || return 1
+	t_ok "native copy on one file system did not go native: $(cat "$T_OUT")" \
+		jq -e '.native_bytes == 8192 and .emulated_bytes == 0' "$T_OUT" >/dev/null || return 1
+	verify_copy "$D/src" "$D/dst" "$D/dst.orig" 0 4096:8192 || return 1
+	cp "$D/dst.orig" "$D/dst"
 }
 
 # --------------------------------------------------------------------------
@@ -331,9 +348,11 @@ case_readonly_perm() {
 case_no_emulation_loop() {
 	[[ $HAVE_LOOP -eq 1 ]] || { WHY="needs root and loop devices"; return 77; }
 	local A B
-	rand_file "$D/ne1.img" "$MiB"
+	# Backing files on two file systems: no native path between them.
+	other_fs || { WHY="cannot mount a second file system"; return 1; }
+	rand_file "$OTHER/ne1.img" "$MiB"
 	rand_file "$D/ne2.img" "$MiB"
-	loop_attach A "$D/ne1.img" || { WHY="losetup failed"; return 1; }
+	loop_attach A "$OTHER/ne1.img" || { WHY="losetup failed"; return 1; }
 	loop_attach B "$D/ne2.img" || { WHY="losetup failed"; return 1; }
 	expect_err 1 "native copy not available and emulation forbidden" "$D/ne2.img" -- \
 		copy --no-emulation --range 0:4096 "$A" "$B" || return 1

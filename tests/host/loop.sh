@@ -57,10 +57,11 @@ case_limits() {
 	json_check "$D/lim.json" 'all(.[]; .logical_block_size == 512)' "logical_block_size is not 512" || return 1
 	json_check "$D/lim.json" "all(.[]; .capacity == $SZ)" "capacity is not $SZ" || return 1
 	json_check "$D/lim.json" 'all(.[]; .read_only == false)' "read_only is not false" || return 1
-	json_check "$D/lim.json" 'all(.[]; .copy_offload == 0 and .max_copy_sectors == 0 and .max_copy_nr_ranges == 0 and .max_copy_range_sectors == 0)' \
-		"a loop device reports native copy limits" || return 1
-	json_check "$D/lim.json" 'all(.[]; .backend == "emulate" and (.native_reason | type) == "string")' \
-		"backend is not emulate / native_reason not a string" || return 1
+	# Loop devices resolve to their backing files: the file backend, one range per command.
+	json_check "$D/lim.json" 'all(.[]; .copy_offload == 1 and .max_copy_sectors > 0 and .max_copy_nr_ranges == 1 and .max_copy_range_sectors > 0)' \
+		"a loop device over a file does not report file copy limits" || return 1
+	json_check "$D/lim.json" 'all(.[]; .backend == "file" and (.native_reason | test("backing file")))' \
+		"backend is not file / native_reason does not name the backing file" || return 1
 	# A read-only loop device.
 	local R
 	loop_attach R -r "$D/b.orig" || { WHY="losetup -r failed"; return 1; }

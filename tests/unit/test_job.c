@@ -57,7 +57,7 @@ static struct blkcopy_job *start(const char *src, const char *dst, struct blkcop
 {
 	/* Small buffers and shallow queues: many steps to observe. */
 	const struct blkcopy_opts o = { .queue_depth = 4, .max_inflight = 256 << 10,
-					.chunk_size = 64 << 10, .flags = BLKCOPY_BUFFERED };
+					.chunk_size = 64 << 10, .flags = BLKCOPY_BUFFERED | BLKCOPY_NOOFFLOAD };
 	const struct blkcopy_range r = { 0, SPAN };
 	struct blkcopy_job *j = NULL;
 

@@ -43,7 +43,7 @@ static int fake_pair(const struct blkcopy_dev *s, const struct blkcopy_dev *d,
 }
 
 static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct bc_span *segs,
-		     const struct bc_piece *p)
+		     const struct bc_piece *p, struct bc_copy_stats *st)
 {
 	static char buf[8192];
 	uint64_t off = p->dst;
@@ -63,6 +63,7 @@ static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct 
 			return -EIO;
 		off += segs[i].len;
 	}
+	st->bytes[BLKCOPY_METHOD_COPY_FILE_RANGE] += p->len;
 	return 0;
 }
 
