@@ -35,7 +35,7 @@ const char *blkcopy_kind_name(enum blkcopy_kind kind)
 }
 
 /* Read a small sysfs attribute of block device @devno into @buf.  Returns 0 or -errno. */
-static int sysfs_read(dev_t devno, const char *attr, char *buf, size_t size)
+int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size)
 {
 	char path[PATH_MAX];
 	ssize_t n;
@@ -91,8 +91,8 @@ static int probe_partition(struct blkcopy_dev *d)
 	if (!sysfs_exists(d->rdev, "partition"))
 		return 0;
 	/* A partition's sysfs directory sits inside its disk's: "../dev" is the disk. */
-	if (sysfs_read(d->rdev, "start", buf, sizeof(buf)) ||
-	    sysfs_read(d->rdev, "../dev", dev, sizeof(dev)) ||
+	if (bc_sysfs_read(d->rdev, "start", buf, sizeof(buf)) ||
+	    bc_sysfs_read(d->rdev, "../dev", dev, sizeof(dev)) ||
 	    sscanf(dev, "%u:%u", &maj, &min) != 2)
 		return -EIO;
 	d->partition = true;

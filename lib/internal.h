@@ -122,6 +122,9 @@ ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_spa
 bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b);
 uint64_t bc_medium_base(const struct blkcopy_dev *d);
 
+/* A sysfs attribute of a block device ("partition", "loop/backing_file"), first line only. */
+int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size);
+
 /* Stack resolution (lib/stack.c): find the file behind a file or loop device. */
 void bc_resolve_file(struct blkcopy_dev *d);
 void bc_release_file(struct blkcopy_dev *d);

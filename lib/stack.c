@@ -20,26 +20,6 @@
 
 #include "internal.h"
 
-static int read_attr(dev_t whole, const char *attr, char *buf, size_t size)
-{
-	char path[PATH_MAX];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop/%s", major(whole), minor(whole),
-		 attr);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 static uint32_t clone_align(int fd)
 {
 	struct statvfs vfs;
@@ -53,12 +33,11 @@ static uint32_t clone_align(int fd)
 static void resolve_loop(struct blkcopy_dev *d)
 {
 	struct loop_info64 info;
-	char path[PATH_MAX], offset[32];
+	char path[PATH_MAX];
 	struct stat st;
 	int fd;
 
-	if (read_attr(d->whole, "backing_file", path, sizeof(path)) ||
-	    read_attr(d->whole, "offset", offset, sizeof(offset))) {
+	if (bc_sysfs_read(d->whole, "loop/backing_file", path, sizeof(path))) {
 		snprintf(d->reason, sizeof(d->reason), "loop device: backing file unknown");
 		return;
 	}
