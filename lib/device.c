@@ -149,8 +149,6 @@ static void probe_file(struct blkcopy_dev *d, const struct stat *st)
 	/* The file system block size is always a safe O_DIRECT alignment. */
 	d->dio_align = st->st_blksize >= 512 ? (uint32_t)st->st_blksize : 4096;
 	d->capacity = (uint64_t)st->st_size;
-	d->st_dev = st->st_dev;
-	d->ino = st->st_ino;
 	d->read_only = (fstatvfs(d->fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
 		       access(d->path, W_OK) != 0;
 }

@@ -38,8 +38,6 @@ struct blkcopy_dev {
 	uint64_t part_start;
 	dev_t rdev;		/* block devices: the node itself */
 	dev_t whole;		/* block devices: the whole disk */
-	dev_t st_dev;		/* files: the file system */
-	ino_t ino;		/* files: the inode */
 	/*
 	 * Where the bytes live when a file holds them: the file itself, or a
 	 * loop device's backing file (through a partition, too).  Device offset
@@ -118,9 +116,12 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 		uint64_t *total, size_t *bad_range);
 ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_span **spansp);
 
-/* Same medium: same whole disk or same file.  Offsets are then comparable after adding base. */
-bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b);
-uint64_t bc_medium_base(const struct blkcopy_dev *d);
+/*
+ * Same medium: same file or same whole disk.  When true, *@abase and *@bbase
+ * turn device offsets of @a and @b into offsets on that medium.
+ */
+bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b,
+		    uint64_t *abase, uint64_t *bbase);
 
 /* A sysfs attribute of a block device ("partition", "loop/backing_file"), first line only. */
 int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size);

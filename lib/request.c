@@ -13,22 +13,24 @@
 /*
  * Two devices are the same medium when the same file holds both (a file and
  * a loop device over it, two loop devices over one file) or they are the
- * same whole disk.  Offsets compare after adding bc_medium_base().
+ * same whole disk.  The bases belong to the comparison made: a loop device
+ * whose file is resolved on one handle and not on another is still compared
+ * as a disk, in disk offsets, on both.
  */
-bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b)
+bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b,
+		    uint64_t *abase, uint64_t *bbase)
 {
-	if (a->file.valid && b->file.valid)
+	if (a->file.valid && b->file.valid) {
+		*abase = a->file.base;
+		*bbase = b->file.base;
 		return a->file.st_dev == b->file.st_dev && a->file.ino == b->file.ino;
+	}
+	/* A file and a device not resolved to a file cannot be compared: never the same. */
 	if (a->kind == BLKCOPY_KIND_FILE || b->kind == BLKCOPY_KIND_FILE)
-		return a->kind == b->kind && a->st_dev == b->st_dev && a->ino == b->ino;
+		return false;
+	*abase = a->partition ? a->part_start : 0;
+	*bbase = b->partition ? b->part_start : 0;
 	return a->whole == b->whole;
-}
-
-uint64_t bc_medium_base(const struct blkcopy_dev *d)
-{
-	if (d->file.valid)
-		return d->file.base;
-	return d->partition ? d->part_start : 0;
 }
 
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -97,12 +99,10 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 	if (!(dst->open_flags & BLKCOPY_OPEN_WRITE))
 		return -EBADF;
 
-	if (bc_same_medium(src, dst)) {
-		const uint64_t sbase = bc_medium_base(src);
-		const uint64_t dbase = bc_medium_base(dst) + dst_off;
-
+	uint64_t sbase, dbase;
+	if (bc_same_medium(src, dst, &sbase, &dbase)) {
 		for (i = 0; i < nr; i++)
-			if (overlaps(sbase + ranges[i].offset, ranges[i].len, dbase, total))
+			if (overlaps(sbase + ranges[i].offset, ranges[i].len, dbase + dst_off, total))
 				return bad(bad_range, i, -EADDRINUSE);
 	}
 

@@ -30,6 +30,20 @@ static uint32_t clone_align(int fd)
 	return 4096;
 }
 
+static void map_file(struct blkcopy_dev *d, int fd, bool own_fd, const struct stat *st,
+		     uint64_t base)
+{
+	d->file = (struct bc_file_map){
+		.valid = true,
+		.fd = fd,
+		.own_fd = own_fd,
+		.base = base,
+		.st_dev = st->st_dev,
+		.ino = st->st_ino,
+		.clone_align = clone_align(fd),
+	};
+}
+
 static void resolve_loop(struct blkcopy_dev *d)
 {
 	struct loop_info64 info;
@@ -55,30 +69,17 @@ static void resolve_loop(struct blkcopy_dev *d)
 		close(fd);
 		return;
 	}
-	d->file = (struct bc_file_map){
-		.valid = true,
-		.fd = fd,
-		.own_fd = true,
-		.base = info.lo_offset + (d->partition ? d->part_start : 0),
-		.st_dev = st.st_dev,
-		.ino = st.st_ino,
-		.clone_align = clone_align(fd),
-	};
+	map_file(d, fd, true, &st, info.lo_offset + (d->partition ? d->part_start : 0));
 }
 
 void bc_resolve_file(struct blkcopy_dev *d)
 {
-	if (d->kind == BLKCOPY_KIND_FILE) {
-		d->file = (struct bc_file_map){
-			.valid = true,
-			.fd = d->fd,
-			.st_dev = d->st_dev,
-			.ino = d->ino,
-			.clone_align = clone_align(d->fd),
-		};
-	} else if (d->kind == BLKCOPY_KIND_LOOP) {
+	struct stat st;
+
+	if (d->kind == BLKCOPY_KIND_FILE && !fstat(d->fd, &st))
+		map_file(d, d->fd, false, &st, 0);
+	else if (d->kind == BLKCOPY_KIND_LOOP)
 		resolve_loop(d);
-	}
 }
 
 void bc_release_file(struct blkcopy_dev *d)

@@ -112,13 +112,29 @@ int main(void)
 
 	/* Files: same inode overlaps, a different inode does not. */
 	struct blkcopy_dev f1 = { .kind = BLKCOPY_KIND_FILE, .lbs = 1, .capacity = MiB,
-				  .st_dev = 5, .ino = 10, .open_flags = BLKCOPY_OPEN_WRITE };
+				  .file = { .valid = true, .st_dev = 5, .ino = 10 },
+				  .open_flags = BLKCOPY_OPEN_WRITE };
 	struct blkcopy_dev f2 = f1;
-	f2.ino = 11;
+	f2.file.ino = 11;
 	struct blkcopy_range fr[] = { { 3, 100 } };
 	CHECK_EQ(v(&f1, fr, 1, &f1, 50, &bad), -EADDRINUSE);
 	CHECK_EQ(v(&f1, fr, 1, &f2, 50, &bad), 0);
 	CHECK_EQ(v(&f1, fr, 1, &f1, 103, &bad), 0);
+
+	/* A loop device (offset 1 MiB into its file) and a file device over that file. */
+	struct blkcopy_dev loop_a = disk(512, 8 * MiB, makedev(7, 0), 0);
+	loop_a.kind = BLKCOPY_KIND_LOOP;
+	loop_a.file = (struct bc_file_map){ .valid = true, .st_dev = 5, .ino = 10, .base = MiB };
+	struct blkcopy_dev f3 = f1;
+	f3.capacity = 16 * MiB;
+	struct blkcopy_range lr[] = { { 0, 4096 } };
+	CHECK_EQ(v(&loop_a, lr, 1, &f3, MiB, &bad), -EADDRINUSE);
+	CHECK_EQ(v(&loop_a, lr, 1, &f3, 0, &bad), 0);
+	/* The same loop device with its file unresolved on one handle: compared as a disk. */
+	struct blkcopy_dev loop_b = loop_a;
+	loop_b.file.valid = false;
+	CHECK_EQ(v(&loop_a, lr, 1, &loop_b, 2048, &bad), -EADDRINUSE);
+	CHECK_EQ(v(&loop_a, lr, 1, &loop_b, 4096, &bad), 0);
 
 	return check_done("validate");
 }
