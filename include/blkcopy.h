@@ -80,7 +80,9 @@ struct blkcopy_limits {
  * BLKCOPY_OPEN_WRITE, optionally BLKCOPY_OPEN_EXCL.
  * Returns 0 and sets *@devp, or:
  *   -EINVAL   bad flags or NULL arguments
- *   -ENOTBLK  not a block device or regular file (a directory, a char device)
+ *   -ENOTBLK  not a block device or regular file (a directory, a char
+ *             device other than an NVMe passthrough node /dev/ngXnY, which
+ *             opens as its namespace's block device)
  *   -EROFS    BLKCOPY_OPEN_WRITE on a read-only device or file system
  *   other     -errno from open(2) or the probe ioctls
  */
@@ -106,6 +108,14 @@ struct blkcopy_info {
 
 /* Fill @info for @dev.  Returns 0 or -EINVAL. */
 int blkcopy_get_info(const struct blkcopy_dev *dev, struct blkcopy_info *info);
+
+/*
+ * The device's own account of the last native command on @dev that failed
+ * ("NVMe status 0x0281: Unrecovered Read Error ..."), or "" when none did.
+ * A copy that ends in an error other than a validation error may leave it
+ * on the source or on the destination handle.  Lives as long as the handle.
+ */
+const char *blkcopy_dev_error(const struct blkcopy_dev *dev);
 
 /*
  * Allow (@enable true) or forbid native copy on @dev, like writing the
@@ -186,6 +196,7 @@ enum blkcopy_method {
 	BLKCOPY_METHOD_EMULATE = 0,		/* read + write by blkcopy */
 	BLKCOPY_METHOD_REFLINK,			/* FICLONERANGE: extents shared */
 	BLKCOPY_METHOD_COPY_FILE_RANGE,		/* copy_file_range(2): the file system copied */
+	BLKCOPY_METHOD_NVME_COPY,		/* NVMe Copy command (TP4065): the drive copied */
 	BLKCOPY_METHOD_MAX = 8			/* room for more; not a method */
 };
 
@@ -258,11 +269,13 @@ void blkcopy_job_progress(const struct blkcopy_job *job, struct blkcopy_progress
 void blkcopy_job_cancel(struct blkcopy_job *job);
 
 /*
- * A descriptor that polls readable when blkcopy_job_poll() has emulated I/O
- * to reap.  Native commands run inside blkcopy_job_poll() and _wait(), one
- * per call, so a caller that waits on this descriptor should also call
- * blkcopy_job_poll() when progress shows native work left (native_bytes
- * growing), or simply use blkcopy_job_wait() with a timeout.
+ * A descriptor that polls readable when blkcopy_job_poll() has completions
+ * to reap, emulated I/O or queued native commands (NVMe through io_uring).
+ * Native backends without a queue (files, and NVMe through the synchronous
+ * ioctl) run their commands inside blkcopy_job_poll() and _wait(), one per
+ * call; a caller that waits on this descriptor should call
+ * blkcopy_job_poll() once more whenever progress shows native work left,
+ * or simply use blkcopy_job_wait() with a timeout.
  */
 int blkcopy_job_fd(const struct blkcopy_job *job);
 

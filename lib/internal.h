@@ -56,6 +56,7 @@ struct blkcopy_dev {
 	const struct bc_backend *backend;	/* native backend, or NULL */
 	void *backend_data;
 	char reason[160];	/* why native copy is or is not available */
+	char error[160];	/* the device's own account of the last failed native command */
 };
 
 /*
@@ -135,6 +136,15 @@ struct bc_copy_stats {
 	uint64_t bytes[BLKCOPY_METHOD_MAX];
 };
 
+/* A completed native piece, from a backend queue. */
+struct bc_native_cqe {
+	uint32_t tag;
+	int result;		/* as for bc_backend.copy */
+	enum blkcopy_method method;
+};
+
+struct bc_native_queue;
+
 /*
  * A native backend.  The core knows backends only through this table.
  *   probe:  claim @dev (return 0) and fill dev->limits and dev->reason, or
@@ -147,6 +157,17 @@ struct bc_copy_stats {
  *           writing (the core then emulates that piece), or another -errno
  *           (the core stops the copy).
  *   close:  release backend_data.
+ * Backends that can keep many commands in flight also provide a queue
+ * (all four or none):
+ *   queue_create:  a queue for @src -> @dst with room for @depth pieces;
+ *                  -EOPNOTSUPP makes the core use copy() instead.
+ *   queue_submit:  queue one piece under @tag; @segs may be reused on return.
+ *                  An error return means the piece never reached the device.
+ *   queue_reap:    send what is queued, then collect up to @max completions,
+ *                  waiting for one if @wait.  Returns how many, or -errno when
+ *                  the queue itself failed.
+ *   queue_fd:      readable when completions wait, for the job's poll loop.
+ *   queue_destroy: after every submitted piece has been reaped.
  */
 struct bc_backend {
 	const char *name;
@@ -157,11 +178,24 @@ struct bc_backend {
 		    const struct bc_span *segs, const struct bc_piece *piece,
 		    struct bc_copy_stats *stats);
 	void (*close)(struct blkcopy_dev *dev);
+
+	int (*queue_create)(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
+			    struct bc_native_queue **qp);
+	int (*queue_submit)(struct bc_native_queue *q, const struct bc_span *segs,
+			    const struct bc_piece *piece, uint32_t tag);
+	int (*queue_reap)(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max,
+			  bool wait);
+	int (*queue_fd)(const struct bc_native_queue *q);
+	void (*queue_destroy)(struct bc_native_queue *q);
 };
 
 /* The native backends, in probe order, NULL-terminated (lib/backends.c). */
 extern const struct bc_backend *const bc_backends[];
 extern const struct bc_backend bc_backend_file;
+extern const struct bc_backend bc_backend_nvme;
+
+/* NVMe passthrough node (/dev/ngXnY) -> its block node's path; 0 or -errno. */
+int bc_nvme_block_path(dev_t chr, char *path, size_t size);
 
 /* The emulation engine (lib/backend/emulate.c). */
 struct bc_emu;

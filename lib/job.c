@@ -10,16 +10,25 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define MAX_QUEUE_DEPTH 4096u
+#define MAX_NATIVE_DEPTH 64u	/* native commands in flight; each may copy MiBs */
 
 /* Spans handed to emulation after a native refusal; they must outlive the engine. */
 struct fallback {
 	struct fallback *next;
 	struct bc_span segs[];
+};
+
+/* A native piece between planning and completion. */
+struct native_slot {
+	struct bc_piece piece;
+	struct bc_span *segs;
+	bool busy;
 };
 
 struct blkcopy_job {
@@ -31,12 +40,17 @@ struct blkcopy_job {
 	unsigned int flags;
 
 	struct bc_emu *emu;
+	int epfd;		/* emulation ring + native queue, when both exist */
 
 	const struct bc_backend *native;	/* NULL: all emulated */
+	struct bc_native_queue *queue;		/* NULL: native pieces run synchronously */
 	struct bc_splitter nsplit;
-	struct bc_span *nsegs;
 	uint32_t nsegs_cap;
-	bool native_left;
+	struct native_slot *slots;
+	uint32_t nr_slots;
+	uint32_t inflight;
+	bool native_left;	/* pieces not yet planned */
+	bool native_proven;	/* a piece succeeded: more may go in flight */
 	bool native_started;	/* caches flushed, so they must be invalidated at the end */
 	uint64_t native_done;
 	struct bc_copy_stats stats;
@@ -94,7 +108,8 @@ static int resolve_opts(const struct blkcopy_opts *in, struct blkcopy_opts *out)
 	return 0;
 }
 
-static int start_native(struct blkcopy_job *j, const struct blkcopy_limits *lim)
+static int start_native(struct blkcopy_job *j, const struct blkcopy_limits *lim,
+			uint32_t queue_depth)
 {
 	struct bc_split_limits sl;
 	uint32_t align = j->src->lbs > j->dst->lbs ? j->src->lbs : j->dst->lbs;
@@ -106,11 +121,57 @@ static int start_native(struct blkcopy_job *j, const struct blkcopy_limits *lim)
 	if (ret)
 		return ret;
 	/* Devices advertise up to 256 ranges (SCSI) or 256 (NVMe MSRC+1); never trust more. */
-	j->nsegs_cap = sl.max_segs < 4096 ? sl.max_segs : 4096;
-	j->nsegs = calloc(j->nsegs_cap, sizeof(*j->nsegs));
-	if (!j->nsegs)
+	j->nsegs_cap = sl.max_segs && sl.max_segs < 4096 ? sl.max_segs : 4096;
+
+	j->nr_slots = 1;
+	if (j->native->queue_create) {
+		uint32_t depth = queue_depth < MAX_NATIVE_DEPTH ? queue_depth : MAX_NATIVE_DEPTH;
+
+		ret = j->native->queue_create(j->src, j->dst, depth, &j->queue);
+		if (ret && ret != -EOPNOTSUPP)
+			return ret;
+		if (!ret)
+			j->nr_slots = depth;
+	}
+	j->slots = calloc(j->nr_slots, sizeof(*j->slots));
+	if (!j->slots)
 		return -ENOMEM;
+	for (uint32_t i = 0; i < j->nr_slots; i++) {
+		j->slots[i].segs = calloc(j->nsegs_cap, sizeof(struct bc_span));
+		if (!j->slots[i].segs)
+			return -ENOMEM;
+	}
 	j->native_left = true;
+	return 0;
+}
+
+static void free_native(struct blkcopy_job *j)
+{
+	if (j->queue)
+		j->native->queue_destroy(j->queue);
+	j->queue = NULL;
+	for (uint32_t i = 0; j->slots && i < j->nr_slots; i++)
+		free(j->slots[i].segs);
+	free(j->slots);
+	j->slots = NULL;
+}
+
+/* One descriptor for callers' poll loops, readable when either engine has completions. */
+static int make_epoll(struct blkcopy_job *j)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int fds[2] = { bc_emu_fd(j->emu), j->native->queue_fd(j->queue) };
+
+	j->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (j->epfd < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] < 0)
+			continue;
+		ev.data.fd = fds[i];
+		if (epoll_ctl(j->epfd, EPOLL_CTL_ADD, fds[i], &ev))
+			return -errno;
+	}
 	return 0;
 }
 
@@ -144,6 +205,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.total = total,
 		.flags = o.flags,
 		.native_fail_low = UINT64_MAX,
+		.epfd = -1,
 	};
 	n = bc_coalesce(ranges, nr, &j->spans);
 	if (n < 0) {
@@ -165,11 +227,18 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		goto fail;
 	if (native) {
 		j->native = native;
-		ret = start_native(j, &lim);
+		ret = start_native(j, &lim, o.queue_depth);
 		/* Limits too small to cut anything: the pair is not native after all. */
-		if (ret == -EOPNOTSUPP && !(o.flags & BLKCOPY_NOEMULATION))
+		if (ret == -EOPNOTSUPP && !(o.flags & BLKCOPY_NOEMULATION)) {
+			free_native(j);
 			j->native = NULL;
-		else if (ret)
+		} else if (ret) {
+			goto fail;
+		}
+	}
+	if (j->queue) {
+		ret = make_epoll(j);
+		if (ret)
 			goto fail;
 	}
 	if (!j->native) {
@@ -180,8 +249,11 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 	*jobp = j;
 	return 0;
 fail:
+	if (j->native)
+		free_native(j);
+	if (j->epfd >= 0)
+		close(j->epfd);
 	bc_emu_destroy(j->emu);
-	free(j->nsegs);
 	free(j->spans);
 	free(j);
 	return ret;
@@ -198,16 +270,17 @@ static void stop(struct blkcopy_job *j, int error)
 	bc_emu_stop(j->emu, error);
 }
 
-static int fall_back(struct blkcopy_job *j, const struct bc_piece *piece)
+static int fall_back(struct blkcopy_job *j, const struct native_slot *slot)
 {
-	struct fallback *f = malloc(sizeof(*f) + piece->nr_segs * sizeof(f->segs[0]));
+	const uint32_t n = slot->piece.nr_segs;
+	struct fallback *f = malloc(sizeof(*f) + n * sizeof(f->segs[0]));
 
 	if (!f)
 		return -ENOMEM;
-	memcpy(f->segs, j->nsegs, piece->nr_segs * sizeof(f->segs[0]));
+	memcpy(f->segs, slot->segs, n * sizeof(f->segs[0]));
 	f->next = j->fallbacks;
 	j->fallbacks = f;
-	return bc_emu_add(j->emu, f->segs, piece->nr_segs, piece->dst);
+	return bc_emu_add(j->emu, f->segs, n, slot->piece.dst);
 }
 
 /*
@@ -231,14 +304,104 @@ static void invalidate_dst(struct blkcopy_job *j)
 		posix_fadvise(j->dst->fd, (off_t)j->dst_off, (off_t)j->total, POSIX_FADV_DONTNEED);
 }
 
-/* Run one native piece. */
+static void native_complete(struct blkcopy_job *j, struct native_slot *slot, int ret,
+			    const struct bc_copy_stats *st)
+{
+	if (slot->busy) {
+		slot->busy = false;
+		j->inflight--;
+	}
+	if (ret == 0) {
+		j->native_done += slot->piece.len;
+		j->native_proven = true;
+		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
+			j->stats.bytes[m] += st->bytes[m];
+		return;
+	}
+	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION))
+		ret = fall_back(j, slot);
+	if (ret) {
+		if (slot->piece.dst < j->native_fail_low)
+			j->native_fail_low = slot->piece.dst;
+		stop(j, ret == -E2BIG ? -EOPNOTSUPP : ret);
+	}
+}
+
+static struct native_slot *free_slot(struct blkcopy_job *j)
+{
+	/* Until one piece succeeds, one at a time: a device that refuses copy refuses the first. */
+	if (j->inflight >= (j->native_proven ? j->nr_slots : 1))
+		return NULL;
+	for (uint32_t i = 0; i < j->nr_slots; i++)
+		if (!j->slots[i].busy)
+			return &j->slots[i];
+	return NULL;
+}
+
+static void native_issue(struct blkcopy_job *j)
+{
+	struct native_slot *slot;
+
+	while (j->native_left && (slot = free_slot(j))) {
+		struct bc_copy_stats st = { 0 };
+		int ret;
+
+		if (!bc_split_next(&j->nsplit, slot->segs, j->nsegs_cap, &slot->piece)) {
+			j->native_left = false;
+			return;
+		}
+		if (!j->queue) {
+			ret = j->native->copy(j->src, j->dst, slot->segs, &slot->piece, &st);
+			native_complete(j, slot, ret, &st);
+			return;		/* one synchronous piece per call: callers stay responsive */
+		}
+		slot->busy = true;
+		j->inflight++;
+		ret = j->native->queue_submit(j->queue, slot->segs, &slot->piece,
+					      (uint32_t)(slot - j->slots));
+		if (ret)
+			native_complete(j, slot, ret, &st);
+	}
+}
+
+static void native_reap(struct blkcopy_job *j, bool wait)
+{
+	struct bc_native_cqe cqes[MAX_NATIVE_DEPTH];
+	int n;
+
+	if (!j->queue || !j->inflight)
+		return;
+	n = j->native->queue_reap(j->queue, cqes, MAX_NATIVE_DEPTH, wait);
+	if (n < 0) {
+		/* The queue broke: what it held is lost, so none of it counts as written. */
+		for (uint32_t i = 0; i < j->nr_slots; i++) {
+			if (j->slots[i].busy && j->slots[i].piece.dst < j->native_fail_low)
+				j->native_fail_low = j->slots[i].piece.dst;
+			j->slots[i].busy = false;
+		}
+		j->inflight = 0;
+		stop(j, n);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct bc_copy_stats st = { 0 };
+		struct native_slot *slot;
+
+		if (cqes[i].tag >= j->nr_slots || !j->slots[cqes[i].tag].busy)
+			continue;	/* not ours: never trust a tag blindly */
+		slot = &j->slots[cqes[i].tag];
+		if (cqes[i].result == 0 && cqes[i].method < BLKCOPY_METHOD_MAX)
+			st.bytes[cqes[i].method] = slot->piece.len;
+		native_complete(j, slot, cqes[i].result, &st);
+	}
+}
+
+/* Move native work along without blocking. */
 static void native_step(struct blkcopy_job *j)
 {
-	struct bc_copy_stats st = { 0 };
-	struct bc_piece piece;
-	int ret;
-
 	if (!j->native_started) {
+		int ret;
+
 		j->native_started = true;
 		ret = flush_caches(j);
 		if (ret) {
@@ -246,23 +409,31 @@ static void native_step(struct blkcopy_job *j)
 			return;
 		}
 	}
-	if (!bc_split_next(&j->nsplit, j->nsegs, j->nsegs_cap, &piece)) {
-		j->native_left = false;
-		return;
-	}
-	ret = j->native->copy(j->src, j->dst, j->nsegs, &piece, &st);
-	if (ret == 0) {
-		j->native_done += piece.len;
-		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
-			j->stats.bytes[m] += st.bytes[m];
-		return;
-	}
-	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION))
-		ret = fall_back(j, &piece);
-	if (ret) {
-		j->native_fail_low = piece.dst;
-		stop(j, ret == -E2BIG ? -EOPNOTSUPP : ret);
-	}
+	native_reap(j, false);
+	native_issue(j);
+	native_reap(j, false);
+}
+
+static bool native_active(const struct blkcopy_job *j)
+{
+	return j->native_left || j->inflight;
+}
+
+/* Native work that could go now, without waiting for a completion. */
+static bool native_ready(const struct blkcopy_job *j)
+{
+	return j->native_left && (!j->queue || j->inflight < (j->native_proven ? j->nr_slots : 1));
+}
+
+/* Block until either engine has a completion, a signal, or @timeout_ms. */
+static void wait_both(struct blkcopy_job *j, int timeout_ms)
+{
+	struct epoll_event ev[2];
+
+	if (j->epfd >= 0)
+		epoll_wait(j->epfd, ev, 2, timeout_ms);
+	else
+		native_reap(j, true);
 }
 
 static void finish_up(struct bc_emu *emu, struct blkcopy_job *j)
@@ -292,25 +463,28 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 
 		if (j->cancelled && !j->error)
 			stop(j, -ECANCELED);
-		if (j->native_left) {
+		if (native_active(j))
 			native_step(j);
-			wait = 0;	/* keep native commands going while emulation runs */
-		} else if (timeout_ms > 0) {
+		if (timeout_ms > 0) {
 			int64_t left = deadline - bc_now_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
 
-		int idle = bc_emu_run(j->emu, wait);
+		int idle = bc_emu_run(j->emu, native_active(j) ? 0 : wait);
 		if (idle < 0)
 			j->native_left = false;	/* the ring failed: finish with its error */
-		if (idle != 0 && !j->native_left) {
+		if (idle != 0 && !native_active(j)) {
 			finish_up(j->emu, j);
 			break;
 		}
-		/* Back to the caller on a timeout, a signal, or after one pass of a poll. */
-		if (timeout_ms == 0 || (timeout_ms > 0 && bc_now_ms() >= deadline) ||
-		    (idle == 0 && wait != 0))
+		if (timeout_ms == 0 || (timeout_ms > 0 && bc_now_ms() >= deadline))
 			return 0;
+		if (native_ready(j))
+			continue;
+		if (native_active(j))
+			wait_both(j, wait);
+		/* Back to the caller after one blocking pass: a signal may want an answer. */
+		return 0;
 	}
 	return 1;
 }
@@ -328,6 +502,9 @@ void blkcopy_job_progress(const struct blkcopy_job *j, struct blkcopy_progress *
 	bc_emu_state(j->emu, &edone, &low, &err);
 	if (j->native_left && j->nsplit.dst < low)
 		low = j->nsplit.dst;
+	for (uint32_t i = 0; i < j->nr_slots; i++)
+		if (j->slots[i].busy && j->slots[i].piece.dst < low)
+			low = j->slots[i].piece.dst;
 	if (j->native_fail_low < low)
 		low = j->native_fail_low;
 	*p = (struct blkcopy_progress){
@@ -350,7 +527,7 @@ void blkcopy_job_cancel(struct blkcopy_job *j)
 
 int blkcopy_job_fd(const struct blkcopy_job *j)
 {
-	return bc_emu_fd(j->emu);
+	return j->epfd >= 0 ? j->epfd : bc_emu_fd(j->emu);
 }
 
 ssize_t blkcopy_job_finish(struct blkcopy_job *j, struct blkcopy_progress *res)
@@ -365,13 +542,16 @@ ssize_t blkcopy_job_finish(struct blkcopy_job *j, struct blkcopy_progress *res)
 		blkcopy_job_progress(j, res);
 	ret = j->error ? j->error : (ssize_t)j->total;
 
+	if (j->native)
+		free_native(j);
+	if (j->epfd >= 0)
+		close(j->epfd);
 	bc_emu_destroy(j->emu);
 	while (j->fallbacks) {
 		struct fallback *f = j->fallbacks;
 		j->fallbacks = f->next;
 		free(f);
 	}
-	free(j->nsegs);
 	free(j->spans);
 	free(j);
 	return ret;
@@ -406,6 +586,7 @@ const char *blkcopy_method_name(enum blkcopy_method m)
 	case BLKCOPY_METHOD_EMULATE: return "emulate";
 	case BLKCOPY_METHOD_REFLINK: return "reflink";
 	case BLKCOPY_METHOD_COPY_FILE_RANGE: return "copy_file_range";
+	case BLKCOPY_METHOD_NVME_COPY: return "nvme_copy";
 	case BLKCOPY_METHOD_MAX: break;
 	}
 	return NULL;
