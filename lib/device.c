@@ -62,8 +62,7 @@ static bool sysfs_exists(dev_t devno, const char *attr)
 	return access(path, F_OK) == 0;
 }
 
-/* The kernel name of a block device ("nvme0n1", "loop3"), from its uevent. */
-static void sysfs_devname(dev_t devno, char *name, size_t size)
+int bc_sysfs_devname(dev_t devno, char *name, size_t size)
 {
 	char path[PATH_MAX], line[256];
 	FILE *f;
@@ -72,7 +71,7 @@ static void sysfs_devname(dev_t devno, char *name, size_t size)
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/uevent", major(devno), minor(devno));
 	f = fopen(path, "re");
 	if (!f)
-		return;
+		return -errno;
 	while (fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, "DEVNAME=", 8)) {
 			snprintf(name, size, "%.*s", (int)strcspn(line + 8, "\n"), line + 8);
@@ -80,6 +79,7 @@ static void sysfs_devname(dev_t devno, char *name, size_t size)
 		}
 	}
 	fclose(f);
+	return name[0] ? 0 : -ENOENT;
 }
 
 static int probe_partition(struct blkcopy_dev *d)
@@ -111,7 +111,7 @@ static enum blkcopy_kind block_kind(dev_t whole)
 		return BLKCOPY_KIND_MD;
 	if (sysfs_exists(whole, "loop"))
 		return BLKCOPY_KIND_LOOP;
-	sysfs_devname(whole, name, sizeof(name));
+	bc_sysfs_devname(whole, name, sizeof(name));
 	if (!strncmp(name, "nvme", 4))
 		return BLKCOPY_KIND_NVME;
 	if (sysfs_exists(whole, "device/scsi_disk"))
@@ -204,6 +204,19 @@ int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp
 		ret = -errno;
 		goto fail;
 	}
+	/* An NVMe passthrough node stands for its namespace: data I/O goes to the block node. */
+	char block_path[PATH_MAX];
+	const char *data_path = path;
+	if (S_ISCHR(st.st_mode)) {
+		ret = bc_nvme_block_path(st.st_rdev, block_path, sizeof(block_path));
+		if (ret)
+			goto fail;
+		data_path = block_path;
+		if (stat(data_path, &st)) {
+			ret = -errno;
+			goto fail;
+		}
+	}
 	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
 		ret = -ENOTBLK;
 		goto fail;
@@ -211,12 +224,12 @@ int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp
 	int oflags = open_mode(flags) | O_CLOEXEC;
 	if (S_ISBLK(st.st_mode) && (flags & BLKCOPY_OPEN_EXCL))
 		oflags |= O_EXCL;
-	d->fd = open(path, oflags);
+	d->fd = open(data_path, oflags);
 	if (d->fd < 0) {
 		ret = -errno;
 		/* A read-only medium says EACCES or EPERM for block devices. */
 		if ((flags & BLKCOPY_OPEN_WRITE) && (ret == -EACCES || ret == -EPERM)) {
-			int ro = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+			int ro = 0, fd = open(data_path, O_RDONLY | O_CLOEXEC);
 			if (fd >= 0 && S_ISBLK(st.st_mode) && !ioctl(fd, BLKROGET, &ro) && ro)
 				ret = -EROFS;
 			if (fd >= 0)
@@ -240,7 +253,7 @@ int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp
 		goto fail;
 	}
 	/* Not every medium takes O_DIRECT; emulation then stays buffered. */
-	d->fd_direct = open(path, open_mode(flags) | O_CLOEXEC | O_DIRECT);
+	d->fd_direct = open(data_path, open_mode(flags) | O_CLOEXEC | O_DIRECT);
 	bc_resolve_file(d);
 	probe_native(d);
 	*devp = d;
@@ -284,6 +297,11 @@ int blkcopy_get_info(const struct blkcopy_dev *d, struct blkcopy_info *info)
 		.limits = d->limits,
 	};
 	return 0;
+}
+
+const char *blkcopy_dev_error(const struct blkcopy_dev *d)
+{
+	return d ? d->error : "";
 }
 
 int blkcopy_set_copy_offload(struct blkcopy_dev *d, bool enable)

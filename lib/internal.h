@@ -127,6 +127,9 @@ bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b,
 /* A sysfs attribute of a block device ("partition", "loop/backing_file"), first line only. */
 int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size);
 
+/* The kernel's name of a block device ("nvme0n1", "loop3"), from its uevent. */
+int bc_sysfs_devname(dev_t devno, char *name, size_t size);
+
 /* Stack resolution (lib/stack.c): find the file behind a file or loop device. */
 void bc_resolve_file(struct blkcopy_dev *d);
 void bc_release_file(struct blkcopy_dev *d);

@@ -298,7 +298,8 @@ static const char *method_of(const struct blkcopy_progress *p)
 	return name;
 }
 
-static void print_json(const struct blkcopy_progress *p, double secs, size_t nr, int err)
+static void print_json(const struct blkcopy_progress *p, double secs, size_t nr, int err,
+		       const char *dev_err)
 {
 	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
 	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
@@ -317,6 +318,11 @@ static void print_json(const struct blkcopy_progress *p, double secs, size_t nr,
 	fputs("},\"error\":", stdout);
 	if (err)
 		json_string(stdout, blkcopy_strerror(err));
+	else
+		fputs("null", stdout);
+	fputs(",\"device_error\":", stdout);
+	if (dev_err && *dev_err)
+		json_string(stdout, dev_err);
 	else
 		fputs("null", stdout);
 	fputs("}\n", stdout);
@@ -376,7 +382,7 @@ static int run_copy(struct copy_args *a)
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)
 				p.total += a->ranges.v[i].len;
-			print_json(&p, 0, a->ranges.n, ret);
+			print_json(&p, 0, a->ranges.n, ret, NULL);
 		}
 		goto out;
 	}
@@ -401,9 +407,11 @@ static int run_copy(struct copy_args *a)
 	if (a->progress)
 		draw_progress(&p, t0, true);
 	ret = n < 0 ? (int)n : 0;
+	/* A native command's own story (an NVMe status, SCSI sense), wherever it was left. */
+	const char *dev_err = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
 
 	if (a->json) {
-		print_json(&p, secs, a->ranges.n, ret);
+		print_json(&p, secs, a->ranges.n, ret, ret ? dev_err : NULL);
 	} else if (!ret) {
 		char b[32], r[32];
 		printf("copied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
@@ -417,6 +425,8 @@ static int run_copy(struct copy_args *a)
 		msg("copy: %s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %" PRIu64
 		    " bytes)",
 		    blkcopy_strerror(ret), p.done, p.total, p.committed);
+	if (ret && *dev_err)
+		msg("copy: the device said: %s", dev_err);
 out:
 	if (src != dst)
 		blkcopy_close(src);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -74,6 +75,108 @@ static const struct bc_backend fake_backend = {
 	.copy = fake_copy,
 };
 
+/*
+ * The same fake behind a queue: pieces wait until reaped, then complete
+ * newest first, so the core sees completions out of order.
+ */
+struct bc_native_queue {
+	struct blkcopy_dev *src, *dst;
+	int efd;
+	uint32_t n;
+	struct {
+		uint32_t tag;
+		struct bc_piece piece;
+		struct bc_span segs[3];
+	} pending[64];
+};
+
+static struct {
+	uint32_t max_inflight;
+	uint32_t inflight_before_first;	/* pieces queued before the first completion */
+	int completions;
+} fq;
+
+static int fq_create(struct blkcopy_dev *s, struct blkcopy_dev *d, uint32_t depth,
+		     struct bc_native_queue **qp)
+{
+	struct bc_native_queue *q = calloc(1, sizeof(*q));
+
+	if (!q || depth > 64)
+		abort();
+	q->src = s;
+	q->dst = d;
+	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	*qp = q;
+	memset(&fq, 0, sizeof(fq));
+	return 0;
+}
+
+static int fq_submit(struct bc_native_queue *q, const struct bc_span *segs,
+		     const struct bc_piece *piece, uint32_t tag)
+{
+	uint64_t one = 1;
+
+	if (piece->nr_segs > 3)
+		fake.violations++;
+	q->pending[q->n].tag = tag;
+	q->pending[q->n].piece = *piece;
+	memcpy(q->pending[q->n].segs, segs, piece->nr_segs * sizeof(*segs));
+	q->n++;
+	if (q->n > fq.max_inflight)
+		fq.max_inflight = q->n;
+	if (!fq.completions)
+		fq.inflight_before_first = q->n;
+	if (write(q->efd, &one, sizeof(one)) != sizeof(one))
+		abort();
+	return 0;
+}
+
+static int fq_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max, bool wait)
+{
+	uint64_t v;
+	uint32_t n = 0;
+
+	(void)wait;	/* everything queued is ready */
+	if (read(q->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		abort();
+	while (q->n && n < max) {
+		struct bc_copy_stats st = { 0 };
+		q->n--;
+		fq.completions++;
+		cqes[n].tag = q->pending[q->n].tag;
+		cqes[n].method = BLKCOPY_METHOD_COPY_FILE_RANGE;
+		cqes[n].result = fake_copy(q->src, q->dst, q->pending[q->n].segs,
+					   &q->pending[q->n].piece, &st);
+		n++;
+	}
+	return (int)n;
+}
+
+static int fq_fd(const struct bc_native_queue *q)
+{
+	return q->efd;
+}
+
+static void fq_destroy(struct bc_native_queue *q)
+{
+	if (q->n)
+		abort();	/* destroyed with pieces in flight */
+	close(q->efd);
+	free(q);
+}
+
+static const struct bc_backend fake_queued_backend = {
+	.name = "fake-queued",
+	.probe = fake_probe,
+	.pair = fake_pair,
+	.copy = fake_copy,
+	.queue_create = fq_create,
+	.queue_submit = fq_submit,
+	.queue_reap = fq_reap,
+	.queue_fd = fq_fd,
+	.queue_destroy = fq_destroy,
+};
+
 static char *src_data, *dst_data;
 static char src_path[] = "/tmp/blkcopy-native-src-XXXXXX";
 static char dst_path[] = "/tmp/blkcopy-native-dst-XXXXXX";
@@ -87,6 +190,8 @@ static void make_file(char *path, char *data)
 	close(fd);
 }
 
+static const struct bc_backend *backend_under_test = &fake_backend;
+
 static void open_pair(struct blkcopy_dev **s, struct blkcopy_dev **d)
 {
 	int fd = open(dst_path, O_WRONLY);
@@ -98,13 +203,18 @@ static void open_pair(struct blkcopy_dev **s, struct blkcopy_dev **d)
 	if (blkcopy_open(src_path, BLKCOPY_OPEN_READ, s) ||
 	    blkcopy_open(dst_path, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE, d))
 		abort();
-	(*s)->backend = (*d)->backend = &fake_backend;
+	(*s)->backend = (*d)->backend = backend_under_test;
 	(*s)->limits = (*d)->limits = fake_limits;
 	memset(&fake, 0, sizeof(fake));
 }
 
-/* The destination holds the ranges' bytes in [0, @upto) of the copy and the old bytes elsewhere. */
-static bool dst_is(const struct blkcopy_range *r, size_t nr, uint64_t dst_off, uint64_t upto)
+/*
+ * The destination holds the ranges' bytes in [0, @upto) of the copy and the
+ * old bytes outside the copy; inside it, past @upto, anything when
+ * @only_prefix (pieces in flight when a copy stops may still land).
+ */
+static bool dst_matches(const struct blkcopy_range *r, size_t nr, uint64_t dst_off, uint64_t upto,
+			uint64_t total, bool only_prefix)
 {
 	char *got = malloc(SIZE), *want = malloc(SIZE);
 	int fd = open(dst_path, O_RDONLY);
@@ -121,10 +231,17 @@ static bool dst_is(const struct blkcopy_range *r, size_t nr, uint64_t dst_off, u
 		at += n;
 		copied += n;
 	}
+	if (only_prefix)
+		memcpy(got + at, want + at, dst_off + total - at);
 	same = !memcmp(got, want, SIZE);
 	free(got);
 	free(want);
 	return same;
+}
+
+static bool dst_is(const struct blkcopy_range *r, size_t nr, uint64_t dst_off, uint64_t upto)
+{
+	return dst_matches(r, nr, dst_off, upto, 0, false);
 }
 
 int main(void)
@@ -210,6 +327,53 @@ int main(void)
 	CHECK_EQ(blkcopy_copy_ex(s, r, nr, d, dst_off, &o, &p), total);
 	CHECK_EQ(fake.pieces, 0);
 	CHECK_EQ(blkcopy_check(s, r, nr, d, dst_off, BLKCOPY_NOEMULATION, NULL), -EOPNOTSUPP);
+	blkcopy_close(s);
+	blkcopy_close(d);
+
+	/* Queued: many pieces in flight once the first succeeded, completions out of order. */
+	backend_under_test = &fake_queued_backend;
+	o.flags = 0;
+	open_pair(&s, &d);
+	CHECK_EQ(blkcopy_copy_ex(s, r, nr, d, dst_off, &o, &p), total);
+	CHECK_EQ(p.native_bytes, total);
+	CHECK_EQ(p.method_bytes[BLKCOPY_METHOD_COPY_FILE_RANGE], total);
+	CHECK_EQ(fake.violations, 0);
+	CHECK_EQ(fq.inflight_before_first, 1);
+	CHECK(fq.max_inflight > 1, "max in flight %u", fq.max_inflight);
+	CHECK(dst_is(r, nr, dst_off, total), "queued copy wrong");
+	blkcopy_close(s);
+	blkcopy_close(d);
+
+	open_pair(&s, &d);
+	fake.refuse_every = 2;
+	CHECK_EQ(blkcopy_copy_ex(s, r, nr, d, dst_off, &o, &p), total);
+	CHECK(p.native_bytes && p.emulated_bytes, "queued refusals: native %llu emulated %llu",
+	      (unsigned long long)p.native_bytes, (unsigned long long)p.emulated_bytes);
+	CHECK_EQ(p.committed, total);
+	CHECK(dst_is(r, nr, dst_off, total), "queued mixed copy wrong");
+	blkcopy_close(s);
+	blkcopy_close(d);
+
+	/* An error among pieces in flight: committed ends before the failed piece, all reaped. */
+	open_pair(&s, &d);
+	fake.fail_at = 3;
+	CHECK_EQ(blkcopy_copy_ex(s, r, nr, d, dst_off, &o, &p), -EIO);
+	CHECK(p.committed < total, "committed %llu", (unsigned long long)p.committed);
+	CHECK(dst_matches(r, nr, dst_off, p.committed, total, true),
+	      "queued: committed prefix wrong or bytes outside the copy changed");
+	blkcopy_close(s);
+	blkcopy_close(d);
+
+	/* The job descriptor is pollable and the async API drives the queue. */
+	open_pair(&s, &d);
+	struct blkcopy_job *job;
+	CHECK_EQ(blkcopy_job_submit(s, r, nr, d, dst_off, &o, &job), 0);
+	CHECK(blkcopy_job_fd(job) >= 0, "no job fd");
+	int polls = 0;
+	while (!blkcopy_job_poll(job) && polls < 100000)
+		polls++;
+	CHECK_EQ(blkcopy_job_finish(job, &p), total);
+	CHECK(dst_is(r, nr, dst_off, total), "queued async copy wrong");
 	blkcopy_close(s);
 	blkcopy_close(d);
 

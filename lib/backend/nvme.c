@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NVMe Simple Copy (TP4065): many source LBA ranges to one destination LBA
+ * inside one namespace, done by the drive.  Discovery and commands go
+ * through the kernel's passthrough interface: Identify through the admin
+ * ioctl, Copy through io_uring URING_CMD on the namespace's generic char
+ * node (/dev/ngXnY) with many commands in flight, or through the
+ * synchronous ioctl where io_uring passthrough is not available.
+ *
+ * blkcopy never relies on the drive to police its own limits (QEMU answers
+ * Internal Error past MSSRL and does not enforce MCL at all): the planner
+ * cuts every command inside MSSRL, MCL and MSRC before it is built.
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/nvme_ioctl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+#define OP_IDENTIFY 0x06
+#define OP_COPY 0x19
+#define CNS_NS 0x00
+#define CNS_CTRL 0x01
+#define ID_SIZE 4096
+#define ONCS_COPY (1u << 8)
+#define OCFS_FORMAT0 (1u << 0)
+#define RANGE_DESC_SIZE 32	/* source range descriptor, format 0 */
+/* One command at most: bounds how long a cancel waits for what is in flight. */
+#define MAX_CMD_BYTES (256ull << 20)
+
+struct nvme_ns {
+	int pt_fd;		/* where passthrough commands go */
+	bool pt_char;		/* pt_fd is the generic char node: io_uring can use it */
+	uint32_t nsid;
+	uint32_t lbs;
+	uint32_t max_ranges;	/* MSRC + 1 */
+};
+
+/* An identity that names one namespace of one NVM subsystem. */
+struct ns_identity {
+	uint32_t nsid;
+	char sn[20], mn[40], subnqn[256];
+};
+
+static uint16_t le16_at(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int identify(int fd, uint32_t nsid, uint32_t cns, void *buf)
+{
+	struct nvme_admin_cmd cmd = {
+		.opcode = OP_IDENTIFY,
+		.nsid = nsid,
+		.addr = (uint64_t)(uintptr_t)buf,
+		.data_len = ID_SIZE,
+		.cdw10 = cns,
+	};
+	int ret = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
+
+	if (ret < 0)
+		return -errno;
+	return ret ? -EIO : 0;	/* an NVMe status: the controller refused */
+}
+
+static int read_identity(int fd, struct ns_identity *id)
+{
+	uint8_t *ctrl;
+	int nsid, ret;
+
+	nsid = ioctl(fd, NVME_IOCTL_ID);
+	if (nsid <= 0)
+		return nsid < 0 ? -errno : -ENODEV;
+	if (posix_memalign((void **)&ctrl, 4096, ID_SIZE))
+		return -ENOMEM;
+	ret = identify(fd, 0, CNS_CTRL, ctrl);
+	if (!ret) {
+		id->nsid = (uint32_t)nsid;
+		memcpy(id->sn, ctrl + 4, sizeof(id->sn));
+		memcpy(id->mn, ctrl + 24, sizeof(id->mn));
+		memcpy(id->subnqn, ctrl + 768, sizeof(id->subnqn));
+	}
+	free(ctrl);
+	return ret;
+}
+
+/* SN and MN name the subsystem (and SUBNQN where reported); a namespace ID is subsystem-wide. */
+static bool same_identity(const struct ns_identity *a, const struct ns_identity *b)
+{
+	return a->nsid == b->nsid && !memcmp(a->sn, b->sn, sizeof(a->sn)) &&
+	       !memcmp(a->mn, b->mn, sizeof(a->mn)) &&
+	       !memcmp(a->subnqn, b->subnqn, sizeof(a->subnqn));
+}
+
+/* "nvme0n1" -> 1, "ng2n13" -> 13; 0 for anything else (nvme0c0n1 paths, partitions). */
+static uint32_t name_nsid(const char *name, const char *prefix)
+{
+	const char *p = name + strlen(prefix);
+	char *end;
+
+	if (strncmp(name, prefix, strlen(prefix)) || *p < '0' || *p > '9')
+		return 0;
+	strtoul(p, &end, 10);
+	if (*end != 'n' || end[1] < '0' || end[1] > '9')
+		return 0;
+	unsigned long n = strtoul(end + 1, &end, 10);
+	return *end || n > UINT32_MAX ? 0 : (uint32_t)n;
+}
+
+/*
+ * The node in @dir whose name has @prefix and the namespace of @want, opened
+ * read-write.  Names alone do not prove it (with native multipath the
+ * controller and subsystem numbers differ), so each candidate is asked.
+ */
+static int find_node(const char *dir, const char *prefix, const struct ns_identity *want,
+		     char *path, size_t size)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int found = -ENOENT;
+
+	if (!d)
+		return -errno;
+	while (found < 0 && (de = readdir(d))) {
+		struct ns_identity id;
+		int fd;
+
+		if (name_nsid(de->d_name, prefix) != want->nsid)
+			continue;
+		snprintf(path, size, "/dev/%s", de->d_name);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!read_identity(fd, &id) && same_identity(&id, want))
+			found = fd;
+		else
+			close(fd);
+	}
+	closedir(d);
+	return found;
+}
+
+int bc_nvme_block_path(dev_t chr, char *path, size_t size)
+{
+	char uevent[PATH_MAX], line[128], name[64] = "", node[80];
+	struct ns_identity want;
+	int fd, ret;
+	FILE *f;
+
+	/* The kernel's name for the node, as /dev holds it (no /dev/char links without udev). */
+	snprintf(uevent, sizeof(uevent), "/sys/dev/char/%u:%u/uevent", major(chr), minor(chr));
+	f = fopen(uevent, "re");
+	if (!f)
+		return -ENOTBLK;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "DEVNAME=", 8))
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 8, "\n"), line + 8);
+	fclose(f);
+	if (!name_nsid(name, "ng"))
+		return -ENOTBLK;
+	snprintf(node, sizeof(node), "/dev/%s", name);
+	fd = open(node, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = read_identity(fd, &want);
+	close(fd);
+	if (ret)
+		return ret;
+	fd = find_node("/sys/class/block", "nvme", &want, path, size);
+	if (fd < 0)
+		return fd == -ENOENT ? -ENODEV : fd;
+	close(fd);
+	return 0;
+}
+
+static void ns_free(struct nvme_ns *ns)
+{
+	if (ns->pt_fd >= 0)
+		close(ns->pt_fd);
+	free(ns);
+}
+
+/*
+ * A descriptor for passthrough: the generic char node when there is one
+ * (io_uring needs it), else the whole namespace's block node (never a
+ * partition's: the kernel refuses passthrough there).
+ */
+static int open_passthrough(struct blkcopy_dev *d, struct nvme_ns *ns)
+{
+	struct ns_identity want;
+	char path[PATH_MAX], name[64];
+	int fd, ret;
+
+	fd = d->fd;
+	if (d->partition) {
+		ret = bc_sysfs_devname(d->whole, name, sizeof(name));
+		if (ret)
+			return ret;
+		snprintf(path, sizeof(path), "/dev/%s", name);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	ret = read_identity(fd, &want);
+	if (ret) {
+		if (fd != d->fd)
+			close(fd);
+		return ret;
+	}
+	ns->nsid = want.nsid;
+	ns->pt_fd = find_node("/sys/class/nvme-generic", "ng", &want, path, sizeof(path));
+	if (ns->pt_fd >= 0) {
+		ns->pt_char = true;
+		if (fd != d->fd)
+			close(fd);
+		return 0;
+	}
+	ns->pt_fd = fd == d->fd ? dup(fd) : fd;
+	return ns->pt_fd < 0 ? -errno : 0;
+}
+
+/* Read Identify data and decide.  Returns 0 with limits filled, or -ENODEV with the reason. */
+static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
+{
+	uint8_t *ctrl = NULL, *id = NULL;
+	int ret = -ENODEV;
+
+	if (posix_memalign((void **)&ctrl, 4096, ID_SIZE) ||
+	    posix_memalign((void **)&id, 4096, ID_SIZE)) {
+		free(ctrl);
+		return -ENOMEM;
+	}
+	int err = identify(ns->pt_fd, 0, CNS_CTRL, ctrl);
+	if (!err)
+		err = identify(ns->pt_fd, ns->nsid, CNS_NS, id);
+	if (err) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: Identify failed (%s)%s",
+			 strerror(-err),
+			 err == -EACCES || err == -EPERM ? ": passthrough needs CAP_SYS_ADMIN" : "");
+		goto out;
+	}
+
+	const uint16_t oncs = le16_at(ctrl + 520), ocfs = le16_at(ctrl + 534);
+	const uint8_t flbas = id[26], dps = id[29];
+	const unsigned int fmt = (flbas & 0x0f) | ((flbas >> 5) & 0x3) << 4;
+	const uint16_t mssrl = le16_at(id + 74);
+	const uint32_t mcl = le32_at(id + 76);
+	const uint8_t msrc = id[80];
+
+	if (!(oncs & ONCS_COPY)) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: controller does not support Copy (ONCS bit 8 clear)");
+		goto out;
+	}
+	/* Before OCFS existed (TP4065 alone), format 0 was the only one. */
+	if (ocfs && !(ocfs & OCFS_FORMAT0)) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: Copy descriptor format 0 not supported (OCFS 0x%x)", ocfs);
+		goto out;
+	}
+	const uint8_t *lbaf = id + 128 + 4 * fmt;	/* fmt < 64: inside the 4 KiB page */
+	const uint16_t ms = le16_at(lbaf);
+	const uint8_t lbads = lbaf[2];
+	if (lbads < 9 || lbads > 24 || (1u << lbads) != d->lbs) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: LBA size 2^%u does not match the block device's %u",
+			 lbads, d->lbs);
+		goto out;
+	}
+	if (ms || (dps & 7)) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "nvme: formatted with %u bytes of metadata, PI type %u: not supported", ms, dps & 7);
+		goto out;
+	}
+	if (!mssrl || !mcl) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: Copy limits unusable (MSSRL %u, MCL %u)", mssrl, mcl);
+		goto out;
+	}
+	char zoned[32];
+	if (!bc_sysfs_read(d->whole, "queue/zoned", zoned, sizeof(zoned)) && strcmp(zoned, "none")) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: zoned namespace: native copy not supported");
+		goto out;
+	}
+
+	const uint64_t spb = d->lbs / BC_SECTOR;	/* sectors per block */
+	uint64_t cmd_blocks = mcl;
+	if (cmd_blocks * d->lbs > MAX_CMD_BYTES)
+		cmd_blocks = MAX_CMD_BYTES / d->lbs;
+	ns->lbs = d->lbs;
+	ns->max_ranges = msrc + 1u;
+	d->limits = (struct blkcopy_limits){
+		.copy_offload = 1,
+		.max_copy_nr_ranges = ns->max_ranges,
+		.max_copy_sectors = cmd_blocks * spb,
+		.max_copy_range_sectors = (uint64_t)mssrl * spb,
+	};
+	snprintf(d->reason, sizeof(d->reason),
+		 "nvme: Copy (MSSRL %u, MCL %u, MSRC %u blocks of %u bytes) through %s",
+		 mssrl, mcl, msrc, d->lbs, ns->pt_char ? "io_uring passthrough" : "ioctl");
+	ret = 0;
+out:
+	free(ctrl);
+	free(id);
+	return ret;
+}
+
+static int nvme_probe(struct blkcopy_dev *d)
+{
+	struct nvme_ns *ns;
+	int ret;
+
+	if (d->kind != BLKCOPY_KIND_NVME)
+		return -ENODEV;
+	ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	ns->pt_fd = -1;
+	ret = open_passthrough(d, ns);
+	if (ret) {
+		snprintf(d->reason, sizeof(d->reason), "nvme: no passthrough access (%s)%s",
+			 strerror(-ret),
+			 ret == -EACCES || ret == -EPERM ? ": needs CAP_SYS_ADMIN" : "");
+		ns_free(ns);
+		return -ENODEV;
+	}
+	ret = check_copy(d, ns);
+	if (ret) {
+		ns_free(ns);
+		return -ENODEV;
+	}
+	d->backend_data = ns;
+	return 0;
+}
+
+static void nvme_close(struct blkcopy_dev *d)
+{
+	ns_free(d->backend_data);
+	d->backend_data = NULL;
+}
+
+/* The drive copies inside one namespace; formats 2/3 (across namespaces) are not used. */
+static int nvme_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		     struct blkcopy_limits *lim)
+{
+	if (src->whole != dst->whole || src->lbs != dst->lbs)
+		return -EOPNOTSUPP;
+	*lim = src->limits;
+	return 0;
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static const char *status_name(unsigned int sct, unsigned int sc)
+{
+	if (sct == 0) {
+		switch (sc) {
+		case 0x01: return "Invalid Command Opcode";
+		case 0x02: return "Invalid Field in Command";
+		case 0x04: return "Data Transfer Error";
+		case 0x06: return "Internal Error";
+		case 0x07: return "Command Abort Requested";
+		case 0x0b: return "Invalid Namespace or Format";
+		case 0x20: return "Namespace is Write Protected";
+		case 0x80: return "LBA Out of Range";
+		case 0x81: return "Capacity Exceeded";
+		case 0x82: return "Namespace Not Ready";
+		}
+	} else if (sct == 1) {
+		switch (sc) {
+		case 0x80: return "Conflicting Attributes";
+		case 0x81: return "Invalid Protection Information";
+		case 0x82: return "Attempted Write to Read Only Range";
+		case 0x83: return "Command Size Limit Exceeded";
+		}
+	} else if (sct == 2) {
+		switch (sc) {
+		case 0x80: return "Write Fault";
+		case 0x81: return "Unrecovered Read Error";
+		case 0x82: return "End-to-end Guard Check Error";
+		case 0x85: return "Compare Failure";
+		case 0x86: return "Access Denied";
+		}
+	} else if (sct == 3) {
+		return "Path Related Status";
+	}
+	return "unknown status";
+}
+
+/*
+ * A completion status as the kernel reports it (status field >> 1: SC in
+ * bits 7:0, SCT in 10:8, DNR in 14) -> -errno, with the story in dev->error.
+ * Refusals before any write become -EOPNOTSUPP or -E2BIG: the core then
+ * emulates the piece.
+ */
+static int status_errno(int status, struct blkcopy_dev *src, struct blkcopy_dev *dst)
+{
+	const unsigned int sc = status & 0xff, sct = (status >> 8) & 0x7;
+	int err = -EIO;
+
+	if (sct == 0 && (sc == 0x01 || sc == 0x02 || sc == 0x0b))
+		err = -EOPNOTSUPP;
+	else if (sct == 1 && sc == 0x83)
+		err = -E2BIG;
+	else if ((sct == 0 && sc == 0x20) || (sct == 1 && sc == 0x82))
+		err = -EROFS;
+	else if (sct == 0 && sc == 0x81)
+		err = -ENOSPC;
+	snprintf(dst->error, sizeof(dst->error), "NVMe Copy: status 0x%03x (SCT %u, SC 0x%02x: %s%s)",
+		 status & 0x7ff, sct, sc, status_name(sct, sc), status & 0x4000 ? ", do not retry" : "");
+	memcpy(src->error, dst->error, sizeof(src->error));
+	return err;
+}
+
+static int result_errno(int res, struct blkcopy_dev *src, struct blkcopy_dev *dst)
+{
+	if (res > 0)
+		return status_errno(res, src, dst);
+	if (res < 0) {
+		snprintf(dst->error, sizeof(dst->error), "NVMe Copy: passthrough failed: %s",
+			 strerror(-res));
+		memcpy(src->error, dst->error, sizeof(src->error));
+	}
+	return res;
+}
+
+/* Fill the format-0 source range descriptors and the command for one piece. */
+static void build_copy(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		       const struct bc_span *segs, const struct bc_piece *piece,
+		       uint8_t *descs, struct nvme_uring_cmd *cmd)
+{
+	const struct nvme_ns *ns = src->backend_data;
+	const uint64_t sdlba = (dst->part_start + piece->dst) / ns->lbs;
+
+	memset(descs, 0, (size_t)piece->nr_segs * RANGE_DESC_SIZE);
+	for (uint32_t i = 0; i < piece->nr_segs; i++) {
+		uint8_t *d = descs + (size_t)i * RANGE_DESC_SIZE;
+		uint64_t slba = htole64((src->part_start + segs[i].src) / ns->lbs);
+		uint16_t nlb = htole16((uint16_t)(segs[i].len / ns->lbs - 1));
+
+		memcpy(d + 8, &slba, sizeof(slba));
+		memcpy(d + 16, &nlb, sizeof(nlb));
+	}
+	*cmd = (struct nvme_uring_cmd){
+		.opcode = OP_COPY,
+		.nsid = ns->nsid,
+		.addr = (uint64_t)(uintptr_t)descs,
+		.data_len = piece->nr_segs * RANGE_DESC_SIZE,
+		.cdw10 = (uint32_t)sdlba,
+		.cdw11 = (uint32_t)(sdlba >> 32),
+		.cdw12 = (piece->nr_segs - 1) & 0xff,	/* NR, 0's based; format 0 */
+	};
+}
+
+/* The planner keeps pieces inside the limits; this re-checks before anything reaches the drive. */
+static bool piece_fits(const struct nvme_ns *ns, const struct bc_span *segs,
+		       const struct bc_piece *piece)
+{
+	if (!piece->nr_segs || piece->nr_segs > ns->max_ranges)
+		return false;
+	for (uint32_t i = 0; i < piece->nr_segs; i++)
+		if (!segs[i].len || segs[i].len % ns->lbs || segs[i].len / ns->lbs > 65536)
+			return false;
+	return true;
+}
+
+static int ioctl_copy(int fd, const struct nvme_uring_cmd *c)
+{
+	struct nvme_passthru_cmd64 cmd = {
+		.opcode = c->opcode,
+		.nsid = c->nsid,
+		.addr = c->addr,
+		.data_len = c->data_len,
+		.cdw10 = c->cdw10,
+		.cdw11 = c->cdw11,
+		.cdw12 = c->cdw12,
+	};
+	int ret = ioctl(fd, NVME_IOCTL_IO64_CMD, &cmd);
+
+	return ret < 0 ? -errno : ret;
+}
+
+static int nvme_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const struct bc_span *segs,
+		     const struct bc_piece *piece, struct bc_copy_stats *stats)
+{
+	const struct nvme_ns *ns = src->backend_data;
+	struct nvme_uring_cmd cmd;
+	uint8_t *descs;
+	int ret;
+
+	if (!piece_fits(ns, segs, piece))
+		return -E2BIG;
+	if (posix_memalign((void **)&descs, 4096, (size_t)ns->max_ranges * RANGE_DESC_SIZE))
+		return -ENOMEM;
+	build_copy(src, dst, segs, piece, descs, &cmd);
+	ret = result_errno(ioctl_copy(ns->pt_fd, &cmd), src, dst);
+	free(descs);
+	if (!ret)
+		stats->bytes[BLKCOPY_METHOD_NVME_COPY] += piece->len;
+	return ret;
+}
+
+/* --- the io_uring queue -------------------------------------------------- */
+
+struct bc_native_queue {
+	struct io_uring ring;
+	struct blkcopy_dev *src, *dst;
+	int fd;
+	uint32_t depth;
+	uint8_t *descs;			/* depth x max_ranges descriptors */
+	struct nvme_uring_cmd *cmds;	/* kept to re-run through the ioctl */
+	bool use_ioctl;			/* the kernel refused URING_CMD: synchronous from now on */
+	struct bc_native_cqe *done;	/* completions of synchronous commands, not yet reaped */
+	uint32_t nr_done;
+};
+
+static int nvme_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
+			     struct bc_native_queue **qp)
+{
+	const struct nvme_ns *ns = src->backend_data;
+	struct bc_native_queue *q;
+	const char *env = getenv("BLKCOPY_NVME_SYNC");
+
+	/* BLKCOPY_NVME_SYNC=1 forces the synchronous ioctl path, to test it. */
+	if (!ns->pt_char || (env && *env && strcmp(env, "0")))
+		return -EOPNOTSUPP;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->src = src;
+	q->dst = dst;
+	q->fd = ns->pt_fd;
+	q->depth = depth;
+	q->cmds = calloc(depth, sizeof(*q->cmds));
+	q->done = calloc(depth, sizeof(*q->done));
+	if (!q->cmds || !q->done ||
+	    posix_memalign((void **)&q->descs, 4096, (size_t)depth * ns->max_ranges * RANGE_DESC_SIZE))
+		goto fail;
+	/* Big SQEs carry the NVMe command; big CQEs carry its result. */
+	if (io_uring_queue_init(depth, &q->ring, IORING_SETUP_SQE128 | IORING_SETUP_CQE32))
+		goto fail;
+	*qp = q;
+	return 0;
+fail:
+	free(q->descs);
+	free(q->cmds);
+	free(q->done);
+	free(q);
+	return -EOPNOTSUPP;
+}
+
+static void push_done(struct bc_native_queue *q, uint32_t tag, int res)
+{
+	q->done[q->nr_done++] = (struct bc_native_cqe){
+		.tag = tag,
+		.result = result_errno(res, q->src, q->dst),
+		.method = BLKCOPY_METHOD_NVME_COPY,
+	};
+}
+
+static int nvme_queue_submit(struct bc_native_queue *q, const struct bc_span *segs,
+			     const struct bc_piece *piece, uint32_t tag)
+{
+	const struct nvme_ns *ns = q->src->backend_data;
+	uint8_t *descs = q->descs + (size_t)tag * ns->max_ranges * RANGE_DESC_SIZE;
+	struct io_uring_sqe *sqe;
+
+	if (tag >= q->depth)
+		return -EINVAL;
+	if (!piece_fits(ns, segs, piece))
+		return -E2BIG;
+	build_copy(q->src, q->dst, segs, piece, descs, &q->cmds[tag]);
+	if (q->use_ioctl) {
+		push_done(q, tag, ioctl_copy(q->fd, &q->cmds[tag]));
+		return 0;
+	}
+	sqe = io_uring_get_sqe(&q->ring);
+	if (!sqe) {
+		io_uring_submit(&q->ring);
+		sqe = io_uring_get_sqe(&q->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	memset(sqe, 0, 2 * sizeof(*sqe));
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = q->fd;
+	sqe->cmd_op = NVME_URING_CMD_IO;
+	sqe->user_data = tag;
+	memcpy(sqe->cmd, &q->cmds[tag], sizeof(q->cmds[tag]));
+	return 0;
+}
+
+static int nvme_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max,
+			   bool wait)
+{
+	struct io_uring_cqe *cqe;
+	uint32_t n = 0;
+	int ret;
+
+	while (q->nr_done && n < max)
+		cqes[n++] = q->done[--q->nr_done];
+	if (q->use_ioctl && !io_uring_cq_ready(&q->ring) && !io_uring_sq_ready(&q->ring))
+		return (int)n;
+	ret = io_uring_submit_and_wait(&q->ring, wait && !n ? 1 : 0);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		return ret;
+	while (n < max && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
+		uint32_t tag = (uint32_t)cqe->user_data;
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&q->ring, cqe);
+		if (tag >= q->depth)
+			continue;
+		/* Passthrough over io_uring refused (not an NVMe status): the ioctl does the same. */
+		if (res == -EOPNOTSUPP || res == -EINVAL || res == -ENOTTY) {
+			q->use_ioctl = true;
+			res = ioctl_copy(q->fd, &q->cmds[tag]);
+		}
+		cqes[n++] = (struct bc_native_cqe){
+			.tag = tag,
+			.result = result_errno(res, q->src, q->dst),
+			.method = BLKCOPY_METHOD_NVME_COPY,
+		};
+	}
+	return (int)n;
+}
+
+static int nvme_queue_fd(const struct bc_native_queue *q)
+{
+	return q->ring.ring_fd;
+}
+
+static void nvme_queue_destroy(struct bc_native_queue *q)
+{
+	io_uring_queue_exit(&q->ring);
+	free(q->descs);
+	free(q->cmds);
+	free(q->done);
+	free(q);
+}
+
+const struct bc_backend bc_backend_nvme = {
+	.name = "nvme",
+	.probe = nvme_probe,
+	.pair = nvme_pair,
+	.copy = nvme_copy,
+	.close = nvme_close,
+	.queue_create = nvme_queue_create,
+	.queue_submit = nvme_queue_submit,
+	.queue_reap = nvme_queue_reap,
+	.queue_fd = nvme_queue_fd,
+	.queue_destroy = nvme_queue_destroy,
+};
