@@ -495,6 +495,7 @@ static int nvme_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 		     const struct bc_piece *piece, struct bc_copy_stats *stats)
 {
 	const struct nvme_ns *ns = src->backend_data;
+	const struct nvme_ns *dns = dst->backend_data;	/* opened for writing */
 	struct nvme_uring_cmd cmd;
 	uint8_t *descs;
 	int ret;
@@ -504,7 +505,7 @@ static int nvme_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 	if (posix_memalign((void **)&descs, 4096, (size_t)ns->max_ranges * RANGE_DESC_SIZE))
 		return -ENOMEM;
 	build_copy(src, dst, segs, piece, descs, &cmd);
-	ret = result_errno(ioctl_copy(ns->pt_fd, &cmd), src, dst);
+	ret = result_errno(ioctl_copy(dns->pt_fd, &cmd), src, dst);
 	free(descs);
 	if (!ret)
 		stats->bytes[BLKCOPY_METHOD_NVME_COPY] += piece->len;
@@ -528,7 +529,7 @@ struct bc_native_queue {
 static int nvme_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
 			     struct bc_native_queue **qp)
 {
-	const struct nvme_ns *ns = src->backend_data;
+	const struct nvme_ns *ns = dst->backend_data;	/* opened for writing */
 	struct bc_native_queue *q;
 	const char *env = getenv("BLKCOPY_NVME_SYNC");
 
