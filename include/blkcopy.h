@@ -197,6 +197,7 @@ enum blkcopy_method {
 	BLKCOPY_METHOD_REFLINK,			/* FICLONERANGE: extents shared */
 	BLKCOPY_METHOD_COPY_FILE_RANGE,		/* copy_file_range(2): the file system copied */
 	BLKCOPY_METHOD_NVME_COPY,		/* NVMe Copy command (TP4065): the drive copied */
+	BLKCOPY_METHOD_SCSI_XCOPY,		/* SCSI EXTENDED COPY (LID1): the target copied */
 	BLKCOPY_METHOD_MAX = 8			/* room for more; not a method */
 };
 

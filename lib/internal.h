@@ -196,6 +196,7 @@ struct bc_backend {
 extern const struct bc_backend *const bc_backends[];
 extern const struct bc_backend bc_backend_file;
 extern const struct bc_backend bc_backend_nvme;
+extern const struct bc_backend bc_backend_scsi;
 
 /* NVMe passthrough node (/dev/ngXnY) -> its block node's path; 0 or -errno. */
 int bc_nvme_block_path(dev_t chr, char *path, size_t size);

@@ -587,6 +587,7 @@ const char *blkcopy_method_name(enum blkcopy_method m)
 	case BLKCOPY_METHOD_REFLINK: return "reflink";
 	case BLKCOPY_METHOD_COPY_FILE_RANGE: return "copy_file_range";
 	case BLKCOPY_METHOD_NVME_COPY: return "nvme_copy";
+	case BLKCOPY_METHOD_SCSI_XCOPY: return "scsi_xcopy";
 	case BLKCOPY_METHOD_MAX: break;
 	}
 	return NULL;

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Native copy by a SCSI copy manager: EXTENDED COPY (LID1) through SG_IO on
+ * the sd node, within one LU or between two LUs of one target.  The data
+ * moves inside the target; blkcopy only sends descriptors.  The protocol
+ * (discovery, parameter lists, sense) lives in ../scsi.c, shared with the
+ * iSCSI transport.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <scsi/sg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "../scsi.h"
+
+#define XCOPY_TIMEOUT_MS 120000
+#define SAM_CHECK_CONDITION 0x02
+#define SAM_BUSY 0x08
+#define SAM_RESERVATION_CONFLICT 0x18
+#define SAM_TASK_SET_FULL 0x28
+#define DID_TIME_OUT 0x03
+
+struct sg_lu {
+	int fd;			/* the whole LU's block node: SG_IO */
+	struct bc_scsi_transport t;
+	struct bc_scsi_lu lu;
+	char nexus[64];		/* "host:channel:target", the LU number cut off */
+};
+
+static int sg_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_scsi_dir dir, void *buf,
+		   uint32_t len, uint32_t timeout_ms, uint8_t *sense, uint32_t *sense_len)
+{
+	const struct sg_lu *s = ctx;
+	struct sg_io_hdr h = {
+		.interface_id = 'S',
+		.dxfer_direction = dir == BC_SCSI_TO_DEV	  ? SG_DXFER_TO_DEV
+				   : dir == BC_SCSI_FROM_DEV ? SG_DXFER_FROM_DEV
+							     : SG_DXFER_NONE,
+		.cmd_len = cdb_len,
+		.mx_sb_len = 252,
+		.dxfer_len = dir == BC_SCSI_NONE ? 0 : len,
+		.dxferp = dir == BC_SCSI_NONE ? NULL : buf,
+		.cmdp = (unsigned char *)cdb,
+		.sbp = sense,
+		.timeout = timeout_ms,
+	};
+
+	if (ioctl(s->fd, SG_IO, &h) < 0)
+		return -errno;
+	*sense_len = h.sb_len_wr;
+	if (h.status == SAM_CHECK_CONDITION && h.sb_len_wr)
+		return 1;
+	if (h.host_status)
+		return h.host_status == DID_TIME_OUT ? -ETIMEDOUT : -EIO;
+	switch (h.status) {
+	case 0:
+		return 0;
+	case SAM_BUSY:
+	case SAM_TASK_SET_FULL:
+	case SAM_RESERVATION_CONFLICT:
+		return -EBUSY;
+	}
+	return -EIO;
+}
+
+/* "0:0:1:2" from the sysfs device link: the nexus is everything but the LU. */
+static void read_nexus(dev_t whole, char *nexus, size_t size)
+{
+	char link[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+
+	nexus[0] = '\0';
+	snprintf(link, sizeof(link), "/sys/dev/block/%u:%u/device", major(whole), minor(whole));
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	const char *lun = strrchr(base, ':');
+	if (lun)
+		snprintf(nexus, size, "%.*s", (int)(lun - base), base);
+}
+
+static void lu_free(struct sg_lu *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
+}
+
+/* SG_IO goes to the whole LU: partitions would need CAP_SYS_RAWIO even to read. */
+static int open_whole(struct blkcopy_dev *d)
+{
+	char name[64], path[PATH_MAX];
+	int fd, ret;
+
+	if (!d->partition) {
+		fd = dup(d->fd);
+		return fd < 0 ? -errno : fd;
+	}
+	ret = bc_sysfs_devname(d->whole, name, sizeof(name));
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, ((d->open_flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int scsi_probe(struct blkcopy_dev *d)
+{
+	char why[128];
+	struct sg_lu *s;
+	int ret;
+
+	if (d->kind != BLKCOPY_KIND_SCSI)
+		return -ENODEV;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = open_whole(d);
+	if (s->fd < 0) {
+		snprintf(d->reason, sizeof(d->reason), "scsi: cannot open the whole LU: %s",
+			 strerror(-s->fd));
+		free(s);
+		return -ENODEV;
+	}
+	s->t = (struct bc_scsi_transport){ .exec = sg_exec, .ctx = s };
+	ret = bc_scsi_discover(&s->t, &s->lu, why, sizeof(why));
+	if (!ret && s->lu.lbs != d->lbs) {
+		snprintf(why, sizeof(why), "READ CAPACITY block length %u differs from the kernel's %u",
+			 s->lu.lbs, d->lbs);
+		ret = -EIO;
+	}
+	if (ret) {
+		snprintf(d->reason, sizeof(d->reason), "scsi: %s: emulation only", why);
+		lu_free(s);
+		return -ENODEV;
+	}
+	read_nexus(d->whole, s->nexus, sizeof(s->nexus));
+	bc_scsi_limits(&s->lu, &s->lu, &d->limits);
+	snprintf(d->reason, sizeof(d->reason),
+		 "scsi: EXTENDED COPY (LID1) by the target: %u segment(s) of up to %u bytes, %u target descriptor(s)%s",
+		 s->lu.max_segments, s->lu.max_segment_bytes, s->lu.max_targets,
+		 s->lu.has_tpc_vpd ? ", Third-party Copy VPD present" : "");
+	d->backend_data = s;
+	return 0;
+}
+
+static void scsi_close(struct blkcopy_dev *d)
+{
+	lu_free(d->backend_data);
+	d->backend_data = NULL;
+}
+
+/* One LU, or two LUs behind one target port that the copy manager can address. */
+static int scsi_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		     struct blkcopy_limits *lim)
+{
+	const struct sg_lu *a = src->backend_data, *b = dst->backend_data;
+
+	if (src->whole == dst->whole) {
+		bc_scsi_limits(&a->lu, &a->lu, lim);
+	} else {
+		if (!a->nexus[0] || strcmp(a->nexus, b->nexus))
+			return -EOPNOTSUPP;
+		bc_scsi_limits(&a->lu, &b->lu, lim);
+	}
+	return lim->max_copy_sectors ? 0 : -EOPNOTSUPP;
+}
+
+static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const struct bc_span *segs,
+		     const struct bc_piece *piece, struct bc_copy_stats *stats)
+{
+	const struct sg_lu *a = src->backend_data, *b = dst->backend_data;
+	const bool same = src->whole == dst->whole;
+	const size_t size = 16 + 64 + (size_t)28 * piece->nr_segs;
+	struct bc_scsi_sense s;
+	uint8_t cdb[16], *list;
+	ssize_t len;
+	int ret;
+
+	list = malloc(size);
+	if (!list)
+		return -ENOMEM;
+	len = bc_scsi_xcopy_list(&a->lu, src->part_start, same ? &a->lu : &b->lu, dst->part_start,
+				 same, segs, piece, list, size);
+	if (len < 0) {
+		free(list);
+		return (int)len;
+	}
+	bc_scsi_xcopy_cdb(cdb, (uint32_t)len);
+	/* The destination LU receives the command: the copy manager that writes. */
+	ret = bc_scsi_run(&b->t, cdb, sizeof(cdb), BC_SCSI_TO_DEV, list, (uint32_t)len,
+			  XCOPY_TIMEOUT_MS, &s);
+	free(list);
+	if (ret == -EIO) {
+		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", dst->error, sizeof(dst->error));
+		memcpy(src->error, dst->error, sizeof(src->error));
+	} else if (ret) {
+		snprintf(dst->error, sizeof(dst->error), "EXTENDED COPY: SG_IO: %s%s", strerror(-ret),
+			 ret == -EPERM ? " (needs CAP_SYS_RAWIO)" : "");
+		memcpy(src->error, dst->error, sizeof(src->error));
+		if (ret == -EPERM)
+			ret = -EOPNOTSUPP;	/* not allowed to ask: emulate */
+	}
+	if (!ret)
+		stats->bytes[BLKCOPY_METHOD_SCSI_XCOPY] += piece->len;
+	return ret;
+}
+
+const struct bc_backend bc_backend_scsi = {
+	.name = "scsi",
+	.probe = scsi_probe,
+	.pair = scsi_pair,
+	.copy = scsi_copy,
+	.close = scsi_close,
+};
