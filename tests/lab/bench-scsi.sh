@@ -1,0 +1,24 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# SCSI EXTENDED COPY against forced emulation, LIO fileio LU to rd_mcp LU:
+# 64 MiB as one range, and 16 MiB as 4,096 scattered 4 KiB ranges (LIO takes
+# one segment per command, so each range is one command).
+# Runs only with LAB_BENCH=1: sudo LAB_BENCH=1 bash lab/run.sh --only bench-scsi
+. "$(dirname "${BASH_SOURCE[0]}")/benchlib.sh"
+
+case_bench() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	local size=$((64 * MiB)) small=$((16 * MiB))
+	fill_random "$LUN_FILEIO" 0 $size || { WHY="fill failed"; return 1; }
+	echo "0:$size" >"$T_DIR/one"
+	scattered_ranges $small 0 >"$T_DIR/scattered"
+	bench_pair "scsi 64MiB one range fileio->rd_mcp" scsi_xcopy "$LUN_FILEIO" "$LUN_RDMCP" 0 $size "$T_DIR/one" &&
+		bench_pair "scsi 16MiB 4KiB scattered fileio->rd_mcp" scsi_xcopy "$LUN_FILEIO" "$LUN_RDMCP" 0 $small "$T_DIR/scattered"
+}
+
+if [[ ${LAB_BENCH:-0} != 1 ]]; then
+	skip bench-scsi "LAB_BENCH=1 not set"
+	finish
+fi
+run_case bench-scsi case_bench
+finish
