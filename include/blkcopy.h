@@ -111,7 +111,8 @@ int blkcopy_get_info(const struct blkcopy_dev *dev, struct blkcopy_info *info);
 
 /*
  * The device's own account of the last native command on @dev that failed
- * ("NVMe status 0x0281: Unrecovered Read Error ..."), or "" when none did.
+ * ("NVMe Copy: status 0x281 (SCT 2, SC 0x81: Unrecovered Read Error)",
+ * "EXTENDED COPY: CHECK CONDITION, ..."), or "" when none did.
  * A copy that ends in an error other than a validation error may leave it
  * on the source or on the destination handle.  Lives as long as the handle.
  */
@@ -272,8 +273,8 @@ void blkcopy_job_cancel(struct blkcopy_job *job);
 /*
  * A descriptor that polls readable when blkcopy_job_poll() has completions
  * to reap, emulated I/O or queued native commands (NVMe through io_uring).
- * Native backends without a queue (files, and NVMe through the synchronous
- * ioctl) run their commands inside blkcopy_job_poll() and _wait(), one per
+ * Native backends without a queue (files, SCSI, and NVMe through the
+ * synchronous ioctl) run their commands inside blkcopy_job_poll() and _wait(), one per
  * call; a caller that waits on this descriptor should call
  * blkcopy_job_poll() once more whenever progress shows native work left,
  * or simply use blkcopy_job_wait() with a timeout.
