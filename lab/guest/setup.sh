@@ -1,0 +1,424 @@
+# SPDX-License-Identifier: MIT
+# Device setup of the blkcopy lab guest (sourced by /init).  Builds the
+# devices the tests use and names every one of them in /run/lab/env (shell
+# KEY=value lines), so tests never guess a device name.  Each step reports
+# "PASS lab-setup-WHAT" or "FAIL lab-setup-WHAT: why"; a failed step leaves
+# its variables out of the env file and the tests that need them skip.
+#
+# Devices (sizes in the host's lab/host/guest.sh):
+#   NVME_SMALL NVME_DEFAULT NVME_4K NVME_PART NVME_DM   namespaces 1..5 of
+#       the QEMU NVMe controller with serial lab-nvme-1 (NVME_*_NG: their
+#       passthrough char nodes); NVME_PART1/2 are GPT partitions
+#   NOCOPY  virtio-blk disk; BRD /dev/ram1; BRD_IBLOCK /dev/ram0 (under LUN_IBLOCK)
+#   LUN_FILEIO LUN_RDMCP LUN_IBLOCK LUN_4K LUN_PART LUN_DM   LIO over tcm_loop
+#       (LUN_PART1/2: GPT partitions; NAME_SG: the sg node)
+#   DM_LINEAR DM_STRIPED   device-mapper over NVME_DM (and LUN_DM)
+
+LAB_ENV_FILE=/run/lab/env
+CFS=/sys/kernel/config
+TGT=$CFS/target
+LAB_DEVICES=""
+MiB=1048576
+
+NVME_SERIAL=lab-nvme-1
+NOCOPY_SERIAL=lab-nocopy
+# nsid, env name: the QEMU command line in lab/host/guest.sh gives the limits.
+NVME_LAYOUT="1:NVME_SMALL 2:NVME_DEFAULT 3:NVME_4K 4:NVME_PART 5:NVME_DM"
+# The GPT of NVME_PART and LUN_PART, in 512-byte sectors: 1..64 MiB, 64..127 MiB.
+# first-lba: LIO advertises a 4 MiB optimal transfer length, which sfdisk
+# would otherwise take as the first usable sector.
+PART_STARTS="2048 131072"
+PART_TABLE='label: gpt
+first-lba: 34
+start=2048, size=129024, name=lab-part1
+start=131072, size=129024, name=lab-part2'
+# dm: lab-linear is NVME_DM sectors 16384..81919; lab-striped takes 2 stripes
+# of 8-sector chunks, over NVME_DM from sector 131072 and LUN_DM from 0.
+DM_LINEAR_START=16384 DM_LINEAR_SECTORS=65536
+DM_STRIPED_CHUNK=8 DM_STRIPED_NVME_START=131072 DM_STRIPED_SECTORS=262144
+
+# ---------------------------------------------------------------------------
+# Reporting and the env file
+
+setup_pass() {
+	result "PASS lab-setup-$1"
+}
+
+setup_fail() {
+	result "FAIL lab-setup-$1: $2"
+	return 1
+}
+
+# env_set KEY VALUE: into the env file and this shell.  Values are plain
+# (paths, numbers, comma lists) so that the file reads as well with a
+# KEY=value parser as with the shell; anything else is shell-quoted.
+env_set() {
+	if [[ $2 =~ ^[A-Za-z0-9_,./:+-]*$ ]]; then
+		printf '%s=%s\n' "$1" "$2" >>"$LAB_ENV_FILE"
+	else
+		printf '%s=%q\n' "$1" "$2" >>"$LAB_ENV_FILE"
+	fi
+	printf -v "$1" '%s' "$2"
+}
+
+# env_device NAME PATH KIND: a block device the tests cover.
+env_device() {
+	env_set "$1" "$2"
+	env_set "$1_KIND" "$3"
+	LAB_DEVICES+="${LAB_DEVICES:+,}$1"
+}
+
+# wait_until SECONDS CMD...: poll CMD every 0.1 s.
+wait_until() {
+	local tries=$(($1 * 10))
+	shift
+	while ! "$@"; do
+		tries=$((tries - 1))
+		[ "$tries" -gt 0 ] || return 1
+		sleep 0.1
+	done
+}
+
+trim() {
+	local s
+	s=$(cat "$1" 2>/dev/null) || return 1
+	s=${s#"${s%%[![:space:]]*}"}
+	printf '%s' "${s%"${s##*[![:space:]]}"}"
+}
+
+# ---------------------------------------------------------------------------
+# Modules
+
+# brd: ram0 goes under LUN_IBLOCK (iblock holds it exclusively), ram1 is
+# for the tests; 64 MiB each.
+setup_modules() {
+	local m args err missing=""
+	while read -r m; do
+		args=""
+		[ "$m" = brd.ko ] && args="rd_nr=2 rd_size=65536"
+		# A CPU-specific module (crct10dif-pclmul) may refuse to load; what
+		# counts is that every wanted module is there afterwards.
+		err=$(insmod "/lab-modules/$m" $args 2>&1) || echo "insmod $m: $err"
+	done </lab-modules/load-order
+	while read -r m; do
+		[ -d "/sys/module/${m//-/_}" ] || missing+=" $m"
+	done </lab-modules/want
+	[ -z "$missing" ] || { setup_fail modules "not loaded:$missing"; return 1; }
+	grep -q " $CFS " /proc/mounts || mount -t configfs configfs "$CFS"
+	setup_pass modules
+}
+
+# ---------------------------------------------------------------------------
+# NVMe
+
+# nvme_ns_disk NSID: the block device of namespace NSID of our controller.
+nvme_ns_disk() {
+	local b
+	for b in /sys/block/nvme*n*; do
+		[[ ${b##*/} =~ ^nvme[0-9]+n[0-9]+$ ]] || continue
+		[ "$(trim "$b/nsid")" = "$1" ] || continue
+		[ "$(trim "$b/device/serial")" = "$NVME_SERIAL" ] || continue
+		echo "/dev/${b##*/}"
+		return 0
+	done
+	return 1
+}
+
+nvme_all_there() {
+	local e
+	for e in $NVME_LAYOUT; do
+		nvme_ns_disk "${e%%:*}" >/dev/null || return 1
+		[ -b "$(nvme_ns_disk "${e%%:*}")" ] || return 1
+	done
+}
+
+# nvme_ng_node DISK NSID: its passthrough char node (same controller and
+# namespace instance), checked by asking it for its nsid.
+nvme_ng_node() {
+	local ng=/dev/ng${1#/dev/nvme} id
+	[ -c "$ng" ] || return 1
+	id=$(nvme get-ns-id "$ng" 2>/dev/null | sed -n 's/.*namespace-id: *\([0-9]*\).*/\1/p')
+	[ "$id" = "$2" ] && echo "$ng"
+}
+
+# nvme_export NSID NAME: env entries of one namespace, with its copy limits
+# as the namespace reports them (MSRC is 0-based: ranges = MSRC + 1).
+nvme_export() {
+	local nsid=$1 name=$2 dev ng js
+	dev=$(nvme_ns_disk "$nsid")
+	env_device "$name" "$dev" nvme
+	env_set "${name}_NSID" "$nsid"
+	js=$(nvme id-ns "$dev" -o json 2>/dev/null) || { setup_fail nvme "nvme id-ns $dev failed"; return 1; }
+	env_set "${name}_MSSRL" "$(jq -r '.mssrl // 0' <<<"$js")"
+	env_set "${name}_MCL" "$(jq -r '.mcl // 0' <<<"$js")"
+	env_set "${name}_MSRC" "$(jq -r '.msrc // 0' <<<"$js")"
+	ng=$(nvme_ng_node "$dev" "$nsid") ||
+		{ setup_fail nvme "no passthrough node answering nsid $nsid for $dev"; return 1; }
+	env_set "${name}_NG" "$ng"
+}
+
+# nvme_expect NAME FIELD VALUE: the namespace has what the host asked for.
+nvme_expect() {
+	local v="${1}_$2"
+	[ "${!v:-}" = "$3" ] || setup_fail nvme "$1: $2 is '${!v:-}', expected $3"
+}
+
+setup_nvme() {
+	local e ctrl oncs ok=0
+	wait_until 60 nvme_all_there ||
+		{ setup_fail nvme "namespaces $NVME_LAYOUT of controller $NVME_SERIAL did not all appear: $(ls /sys/block | tr '\n' ' ')"; return 1; }
+	# The namespace's sysfs parent is its controller: QEMU's controller is not
+	# multi-controller capable (CMIC 0), so there is no multipath head.
+	ctrl=$(nvme_ns_disk 1)
+	ctrl=/dev/$(basename "$(readlink -f "/sys/block/${ctrl#/dev/}/device")")
+	[ -c "$ctrl" ] || { setup_fail nvme "controller node $ctrl of $NVME_SERIAL not found"; return 1; }
+	env_set NVME_CTRL "$ctrl"
+	oncs=$(nvme id-ctrl "$ctrl" -o json 2>/dev/null | jq -r '.oncs // 0')
+	env_set NVME_ONCS "$oncs"
+	[ $((oncs & 0x100)) -ne 0 ] ||
+		{ setup_fail nvme "controller $ctrl does not report Copy (ONCS bit 8): oncs=$oncs"; ok=1; }
+	for e in $NVME_LAYOUT; do
+		nvme_export "${e%%:*}" "${e#*:}" || ok=1
+	done
+	nvme_expect NVME_SMALL MSSRL 16 || ok=1
+	nvme_expect NVME_SMALL MCL 64 || ok=1
+	nvme_expect NVME_SMALL MSRC 3 || ok=1
+	[ "$(blockdev --getss "$NVME_4K")" = 4096 ] || { setup_fail nvme "$NVME_4K: logical block size is not 4096"; ok=1; }
+	[ $ok = 0 ] && setup_pass nvme
+}
+
+# ---------------------------------------------------------------------------
+# Disks without native copy
+
+setup_nocopy() {
+	local b
+	wait_until 30 eval 'ls /sys/block/vd* >/dev/null 2>&1'
+	for b in /sys/block/vd*; do
+		[ "$(trim "$b/serial")" = "$NOCOPY_SERIAL" ] || continue
+		env_device NOCOPY "/dev/${b##*/}" block
+		setup_pass nocopy
+		return 0
+	done
+	setup_fail nocopy "no virtio-blk disk with serial $NOCOPY_SERIAL: $(ls /sys/block | tr '\n' ' ')"
+}
+
+setup_brd() {
+	[ -b /dev/ram0 ] && [ -b /dev/ram1 ] || { setup_fail brd "no /dev/ram0 and /dev/ram1"; return 1; }
+	[ "$(blockdev --getsize64 /dev/ram1)" = $((64 * MiB)) ] || { setup_fail brd "/dev/ram1 is not 64 MiB"; return 1; }
+	env_device BRD /dev/ram1 block
+	env_device BRD_IBLOCK /dev/ram0 block
+	setup_pass brd
+}
+
+# ---------------------------------------------------------------------------
+# SCSI: LIO backstores exported through tcm_loop
+
+# LUN number, env name, backstore (hba/name), control string, extra
+# attribute, size in MiB.  Unit serials are lab-lun-fileio, lab-lun-rdmcp,
+# ...  LUN_PART is 128 MiB to carry the same GPT as NVME_PART; fileio files
+# live in the guest's tmpfs (sparse until written).
+LIO_LUNS=(
+	"0 LUN_FILEIO fileio_0/lab_fileio fd_dev_name=/tmp/lun-fileio.img,fd_dev_size=$((64 * MiB)) - 64"
+	"1 LUN_RDMCP rd_mcp_0/lab_rdmcp rd_pages=16384 - 64"
+	"2 LUN_IBLOCK iblock_0/lab_iblock udev_path=/dev/ram0 - 64"
+	"3 LUN_4K fileio_1/lab_4k fd_dev_name=/tmp/lun-4k.img,fd_dev_size=$((64 * MiB)) block_size=4096 64"
+	"4 LUN_PART fileio_2/lab_part fd_dev_name=/tmp/lun-part.img,fd_dev_size=$((128 * MiB)) - 128"
+	"5 LUN_DM rd_mcp_1/lab_rddm rd_pages=16384 - 64"
+)
+TCM_WWN=naa.5001405000000001
+TCM_NEXUS=naa.5001405000000002
+
+lun_serial() {
+	local n=${1#LUN_}
+	echo "lab-lun-${n,,}"
+}
+
+# lio_backstore STORE CONTROL ATTR SERIAL: create and enable a backstore.
+lio_backstore() {
+	local d=$TGT/core/$1 a
+	mkdir -p "$d" &&
+		echo "$2" >"$d/control" &&
+		echo "$4" >"$d/wwn/vpd_unit_serial" &&
+		echo 1 >"$d/enable" || return 1
+	# Enabling (configuring) the device resets block_size to the backing
+	# store's; it can change until the device is exported through a LUN.
+	if [ "$3" != - ]; then
+		a=$d/attrib/${3%%=*}
+		echo "${3#*=}" >"$a" || return 1
+		[ "$(cat "$a")" = "${3#*=}" ] || { echo "${3%%=*} stays $(cat "$a")"; return 1; }
+	fi
+	[ "$(cat "$d/attrib/emulate_3pc")" = 1 ] || { echo "emulate_3pc is not 1"; return 1; }
+}
+
+# scsi_disk_of_lun N: /dev/sdX of LUN N on the tcm_loop host.
+scsi_disk_of_lun() {
+	local b hctl
+	for b in /sys/block/sd*; do
+		[ -e "$b/device" ] || continue
+		hctl=$(basename "$(readlink -f "$b/device")")
+		[ "${hctl##*:}" = "$1" ] || continue
+		[ "$(trim "/sys/class/scsi_host/host${hctl%%:*}/proc_name")" = tcm_loopback ] || continue
+		echo "/dev/${b##*/}"
+		return 0
+	done
+	return 1
+}
+
+lio_all_there() {
+	local l lun
+	for l in "${LIO_LUNS[@]}"; do
+		lun=${l%% *}
+		[ -b "$(scsi_disk_of_lun "$lun")" ] || return 1
+	done
+}
+
+# lio_export LINE: env entries for one LUN after checking what the initiator sees.
+lio_export() {
+	local lun name store control attr mib dev sg serial bs=512 what
+	read -r lun name store control attr mib <<<"$1"
+	what=lio-${name,,}
+	what=${what//_/-}
+	[ "$attr" = block_size=4096 ] && bs=4096
+	dev=$(scsi_disk_of_lun "$lun")
+	sg=$(ls "/sys/block/${dev#/dev/}/device/scsi_generic" 2>/dev/null)
+	serial=$(lun_serial "$name")
+	# The first commands get unit attentions (new LUNs): eat them.
+	sg_turs "$dev" >/dev/null 2>&1
+	sg_turs "$dev" >/dev/null 2>&1
+	[ -c "/dev/$sg" ] || { setup_fail "$what" "no sg node for $dev"; return 1; }
+	sg_vpd --page=sn "$dev" 2>/dev/null | grep -qw "$serial" ||
+		{ setup_fail "$what" "$dev does not report unit serial $serial"; return 1; }
+	[ "$(blockdev --getss "$dev")" = "$bs" ] ||
+		{ setup_fail "$what" "$dev has $(blockdev --getss "$dev")-byte blocks, expected $bs"; return 1; }
+	[ "$(blockdev --getsize64 "$dev")" = $((mib * MiB)) ] ||
+		{ setup_fail "$what" "$dev is $(blockdev --getsize64 "$dev") bytes, expected $mib MiB"; return 1; }
+	env_device "$name" "$dev" scsi
+	env_set "${name}_SG" "/dev/$sg"
+	env_set "${name}_LUN" "$lun"
+	env_set "${name}_SERIAL" "$serial"
+	env_set "${name}_BACKSTORE" "${store%%_[0-9]*}"
+}
+
+setup_lio() {
+	local l lun name store control attr mib err t=$TGT/loopback/$TCM_WWN/tpgt_1 ok=0
+	for l in "${LIO_LUNS[@]}"; do
+		read -r lun name store control attr mib <<<"$l"
+		err=$(lio_backstore "$store" "$control" "$attr" "$(lun_serial "$name")" 2>&1) ||
+			{ setup_fail lio "backstore $store: ${err:-failed}"; return 1; }
+	done
+	# The nexus must exist before any LUN, or the LUN scan finds no I_T nexus.
+	mkdir -p "$t" && echo "$TCM_NEXUS" >"$t/nexus" ||
+		{ setup_fail lio "tcm_loop target $t"; return 1; }
+	for l in "${LIO_LUNS[@]}"; do
+		read -r lun name store control attr mib <<<"$l"
+		mkdir -p "$t/lun/lun_$lun" && ln -s "$TGT/core/$store" "$t/lun/lun_$lun/${store#*/}" ||
+			{ setup_fail lio "LUN $lun ($store)"; return 1; }
+	done
+	wait_until 60 lio_all_there ||
+		{ setup_fail lio "LUNs did not all appear as SCSI disks: $(ls /sys/block | tr '\n' ' ')"; return 1; }
+	for l in "${LIO_LUNS[@]}"; do
+		lio_export "$l" || ok=1
+	done
+	[ $ok = 0 ] && setup_pass lio
+}
+
+# ---------------------------------------------------------------------------
+# Partitions (the kernel parses GPT itself; no udev to wait for)
+
+# part_node DISK N: /dev node of partition N of DISK.
+part_node() {
+	local disk=${1#/dev/} p
+	for p in /sys/block/"$disk"/"$disk"*; do
+		[ "$(cat "$p/partition" 2>/dev/null)" = "$2" ] && [ -b "/dev/${p##*/}" ] &&
+			{ echo "/dev/${p##*/}"; return 0; }
+	done
+	return 1
+}
+
+# setup_gpt NAME: partition ${NAME} and export ${NAME}1 and ${NAME}2.
+setup_gpt() {
+	local name=$1 disk=${!1:-} kind=${1%%_*} n p what start
+	what=part-${name,,}
+	what=${what//_/-}
+	[ -n "$disk" ] || { setup_fail "$what" "$name is not set up"; return 1; }
+	kind=$([ "$kind" = NVME ] && echo nvme || echo scsi)
+	printf '%s\n' "$PART_TABLE" | sfdisk -q "$disk" >/tmp/sfdisk.out 2>&1 ||
+		{ setup_fail "$what" "sfdisk $disk: $(tr '\n' ' ' </tmp/sfdisk.out)"; return 1; }
+	wait_until 10 part_node "$disk" 2 >/dev/null || partx -a "$disk" 2>/dev/null
+	set -- $PART_STARTS
+	for n in 1 2; do
+		p=$(wait_until 10 part_node "$disk" "$n" >/dev/null && part_node "$disk" "$n") ||
+			{ setup_fail "$what" "no partition $n on $disk"; return 1; }
+		start=$(cat "/sys/class/block/${p#/dev/}/start")
+		[ "$start" = "$1" ] || { setup_fail "$what" "$p starts at sector $start, not $1"; return 1; }
+		shift
+		env_device "$name$n" "$p" "$kind"
+		env_set "$name${n}_PARENT" "$disk"
+		env_set "$name${n}_OFFSET" $((start * 512))
+	done
+	setup_pass "$what"
+}
+
+# ---------------------------------------------------------------------------
+# device-mapper (no udev: libdevmapper makes the /dev/mapper nodes itself)
+
+dm_create() {
+	local err
+	err=$(DM_DISABLE_UDEV=1 dmsetup create "$1" --table "$2" 2>&1) || { echo "$err"; return 1; }
+	wait_until 10 test -b "/dev/mapper/$1" || { echo "no /dev/mapper/$1"; return 1; }
+}
+
+setup_dm() {
+	local err
+	[ -n "${NVME_DM:-}" ] && [ -n "${LUN_DM:-}" ] || { setup_fail dm "NVME_DM or LUN_DM is not set up"; return 1; }
+	err=$(dm_create lab-linear "0 $DM_LINEAR_SECTORS linear $NVME_DM $DM_LINEAR_START") ||
+		{ setup_fail dm "lab-linear: $err"; return 1; }
+	env_device DM_LINEAR /dev/mapper/lab-linear dm
+	env_set DM_LINEAR_BASE "$NVME_DM"
+	env_set DM_LINEAR_OFFSET $((DM_LINEAR_START * 512))
+	env_set DM_LINEAR_SIZE $((DM_LINEAR_SECTORS * 512))
+	err=$(dm_create lab-striped "0 $DM_STRIPED_SECTORS striped 2 $DM_STRIPED_CHUNK $NVME_DM $DM_STRIPED_NVME_START $LUN_DM 0") ||
+		{ setup_fail dm "lab-striped: $err"; return 1; }
+	env_device DM_STRIPED /dev/mapper/lab-striped dm
+	env_set DM_STRIPED_CHUNK $((DM_STRIPED_CHUNK * 512))
+	env_set DM_STRIPED_DEV0 "$NVME_DM"
+	env_set DM_STRIPED_DEV0_OFFSET $((DM_STRIPED_NVME_START * 512))
+	env_set DM_STRIPED_DEV1 "$LUN_DM"
+	env_set DM_STRIPED_DEV1_OFFSET 0
+	env_set DM_STRIPED_SIZE $((DM_STRIPED_SECTORS * 512))
+	setup_pass dm
+}
+
+# udev's /dev/block/MAJ:MIN and /dev/char/MAJ:MIN links (sg_xcopy and
+# others look devices up that way).
+make_dev_links() {
+	local d
+	mkdir -p /dev/block /dev/char
+	for d in /sys/class/block/*; do
+		ln -sfn "../${d##*/}" "/dev/block/$(cat "$d/dev")"
+	done
+	for d in /sys/class/scsi_generic/* /sys/class/nvme/* /sys/class/nvme-generic/*; do
+		[ -e "$d/dev" ] && ln -sfn "../${d##*/}" "/dev/char/$(cat "$d/dev")"
+	done
+	return 0
+}
+
+lab_setup() {
+	local l
+	mkdir -p "${LAB_ENV_FILE%/*}"
+	: >"$LAB_ENV_FILE"
+	setup_modules || return 1
+	setup_nvme
+	setup_nocopy
+	setup_brd
+	setup_lio
+	setup_gpt NVME_PART
+	setup_gpt LUN_PART
+	setup_dm
+	make_dev_links
+	env_set LAB_DEVICES "$LAB_DEVICES"
+	while IFS= read -r l; do
+		result "INFO env $l"
+	done <"$LAB_ENV_FILE"
+	lsblk 2>/dev/null
+}

@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: MIT
+# Booting the guest and reading its results (sourced by lab/run.sh).
+#
+# The guest has two serial ports: ttyS0 is the kernel console (console.log),
+# ttyS1 carries only the result stream (results.log), so kernel messages can
+# never land in the middle of a result line.  Result lines:
+#   PASS name | FAIL name: why | SKIP name: why | INFO text | END blkcopy-lab
+# END is the guest's last line: without it the run did not finish.
+
+LAB_END_MARKER="END blkcopy-lab"
+
+# NVMe namespaces of controller 1: nsid, image name, size, nvme-ns properties.
+# The guest finds them again by controller serial and nsid (lab/guest/setup.sh).
+NVME_NAMESPACES=(
+	"1 small   128M mssrl=16,mcl=64,msrc=3"
+	"2 default 128M "
+	"3 4k      128M logical_block_size=4096,physical_block_size=4096"
+	"4 part    128M "
+	"5 dm      128M "
+)
+NVME_SERIAL=lab-nvme-1
+NOCOPY_SERIAL=lab-nocopy
+
+# make_disks: sparse images, new each run.
+make_disks() {
+	local ns nsid name size props
+	for ns in "${NVME_NAMESPACES[@]}"; do
+		read -r nsid name size props <<<"$ns"
+		truncate -s "$size" "$LAB_RUN/nvme-$name.img" || return 1
+	done
+	truncate -s 64M "$LAB_RUN/nocopy.img"
+}
+
+qemu_command() {
+	local ns nsid name size props
+	QEMU=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1536
+		-nodefaults -nographic -no-reboot -monitor none
+		-serial "file:$LAB_RUN/console.log" -serial "file:$LAB_RUN/results.log"
+		-kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$LAB_RUN/initrd.img"
+		-append "console=ttyS0 panic=-1 quiet"
+		-device "nvme,id=nvme1,serial=$NVME_SERIAL")
+	for ns in "${NVME_NAMESPACES[@]}"; do
+		read -r nsid name size props <<<"$ns"
+		# cache=unsafe: host durability means nothing to a throw-away image,
+		# and the guest's many flushes would otherwise each cost an fsync.
+		QEMU+=(-drive "file=$LAB_RUN/nvme-$name.img,if=none,id=ns$nsid,format=raw,cache=unsafe"
+			-device "nvme-ns,drive=ns$nsid,bus=nvme1,nsid=$nsid${props:+,$props}")
+	done
+	QEMU+=(-drive "file=$LAB_RUN/nocopy.img,if=none,id=nocopy,format=raw,cache=unsafe"
+		-device "virtio-blk-pci,drive=nocopy,serial=$NOCOPY_SERIAL")
+}
+
+# Result counting, shared by the live reader and the end of the run.
+R_PASSED=0 R_FAILED=0 R_SKIPPED=0 R_END=0
+
+result_line() {
+	local line=${1%$'\r'}
+	case $line in
+	"PASS "*) R_PASSED=$((R_PASSED + 1)) ;;
+	"FAIL "*) R_FAILED=$((R_FAILED + 1)) ;;
+	"SKIP "*) R_SKIPPED=$((R_SKIPPED + 1)) ;;
+	"$LAB_END_MARKER"*) R_END=1 ;;
+	"") return ;;
+	esac
+	printf '%s\n' "$line"
+}
+
+# read_results FD: hand every complete line written so far to result_line;
+# a partial last line waits in R_PARTIAL for the next call.
+R_PARTIAL=""
+read_results() {
+	local fd=$1 chunk
+	while true; do
+		if IFS= read -r -u "$fd" chunk; then
+			result_line "$R_PARTIAL$chunk"
+			R_PARTIAL=""
+		else
+			R_PARTIAL+=$chunk
+			return
+		fi
+	done
+}
+
+# console_tail FILE N: its last N lines, without the firmware's terminal
+# escapes, each indented (awk ends an unterminated last line too).
+console_tail() {
+	tail -n "$2" "$1" 2>/dev/null | tr -d '\r' |
+		sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[c78]//g' |
+		awk '{ print "  | " $0 }'
+}
+
+# guest_failed WHY: the guest did not finish; counted as one failure, with
+# the end of the console for the log.
+guest_failed() {
+	echo "FAIL lab: guest $1; last console lines ($LAB_RUN/console.log):"
+	console_tail "$LAB_RUN/console.log" 30
+	if [[ -s $LAB_RUN/qemu.log ]]; then
+		echo "  qemu said:"
+		console_tail "$LAB_RUN/qemu.log" 10
+	fi
+	R_FAILED=$((R_FAILED + 1))
+}
+
+# boot_and_collect: boot under a hard time limit, echo the results as they
+# come, return 0 only for a finished run with passes and no failures
+# (print_summary then prints the counts).
+boot_and_collect() {
+	local qpid rc fd
+	qemu_command
+	printf '%q ' "${QEMU[@]}" >"$LAB_RUN/qemu-command.txt"
+	: >"$LAB_RUN/results.log"
+	: >"$LAB_RUN/console.log"
+	say "booting the guest (TCG, time limit ${LAB_TIMEOUT} s; console: $LAB_RUN/console.log)"
+	timeout -k 10 "$LAB_TIMEOUT" "${QEMU[@]}" </dev/null >"$LAB_RUN/qemu.log" 2>&1 &
+	qpid=$!
+	trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
+		echo "FAIL lab: interrupted"; R_FAILED=$((R_FAILED + 1)); print_summary; exit 130' INT TERM HUP
+	exec {fd}<"$LAB_RUN/results.log"
+	while kill -0 "$qpid" 2>/dev/null; do
+		read_results "$fd"
+		sleep 1
+	done
+	wait "$qpid"
+	rc=$?
+	trap - INT TERM HUP
+	read_results "$fd"
+	[[ -n $R_PARTIAL ]] && result_line "$R_PARTIAL"
+	exec {fd}<&-
+
+	if [[ $R_END != 1 ]]; then
+		if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+			guest_failed "timed out after $LAB_TIMEOUT s before the end of its run (raise --timeout or LAB_TIMEOUT)"
+		elif grep -aq 'Kernel panic' "$LAB_RUN/console.log"; then
+			guest_failed "kernel panicked ($(grep -a -m1 -o 'Kernel panic.*' "$LAB_RUN/console.log" | tr -d '\r'))"
+		elif [[ $rc -ne 0 ]]; then
+			guest_failed "did not run: qemu exited with status $rc"
+		else
+			guest_failed "stopped without its end-of-run marker '$LAB_END_MARKER'"
+		fi
+	fi
+	[[ $R_FAILED -eq 0 && $R_PASSED -gt 0 && $R_END -eq 1 ]]
+}
+
+# print_summary: the last lines of a run, as tests/run.sh ends.
+print_summary() {
+	echo
+	[[ $R_SKIPPED -gt 0 ]] && echo "$R_SKIPPED skipped"
+	echo "$R_PASSED passed, $R_FAILED failed"
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The blkcopy lab: boot Debian's kernel in QEMU (TCG) with real copy-capable
+# devices (QEMU NVMe namespaces with Simple Copy, LIO SCSI LUNs with EXTENDED
+# COPY over tcm_loop, device-mapper, virtio-blk and brd without native copy),
+# run tests/lab/*.sh in the guest, and report one PASS/FAIL/SKIP line per
+# check, ending with "N passed, N failed".
+#
+#   sudo bash lab/run.sh [--keep] [--only REGEX] [--timeout SECONDS] [--env KEY=VALUE]...
+#
+# Runs as root on Debian 12: installs the host packages it needs, downloads
+# Debian's current kernel package into a cache (it is never installed on the
+# host), builds blkcopy (release) in build-lab/, packs an initramfs, boots.
+# Exit status 0 only if nothing failed, something passed and the guest
+# reported the end of its run.
+#
+# Environment:
+#   LAB_TIMEOUT=600          whole guest run, in seconds (also --timeout)
+#   LAB_SCRIPT_TIMEOUT=300   each tests/lab script, in seconds (in the guest)
+#   LAB_RUN=/tmp/blkcopy-lab run directory: disk images, logs (recreated each run)
+#   BLKCOPY_LAB_CACHE=/var/cache/blkcopy-lab  kernel and module archive cache
+#   LAB_APT_UPDATE=1         run apt-get update before installing packages
+#   LAB_KERNEL=PKG           use this linux-image package instead of the current one
+#   LAB_BENCH=1              also run tests/lab/bench-*.sh (skipped by default)
+#   LAB_*                    every LAB_ variable is passed to the guest (/etc/lab/config)
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top" || exit 1
+export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+
+. "$top/lab/host/kernel.sh"
+. "$top/lab/host/initramfs.sh"
+. "$top/lab/host/guest.sh"
+
+LAB_TIMEOUT=${LAB_TIMEOUT:-600}
+LAB_RUN=${LAB_RUN:-/tmp/blkcopy-lab}
+LAB_CACHE=${BLKCOPY_LAB_CACHE:-/var/cache/blkcopy-lab}
+LAB_BUILD=$top/build-lab
+KEEP=0
+GUEST_ENV=()	# KEY=VALUE pairs for the guest besides the LAB_* environment
+
+usage() {
+	sed -n '3,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# die WHAT: the lab could not even start; one counted failure, exit 1.
+die() {
+	echo "FAIL lab: $*"
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+say() {
+	echo "lab: $*" >&2
+}
+
+# elapsed SINCE: seconds since a $SECONDS value, for the phase timings.
+elapsed() {
+	echo "$((SECONDS - $1)) s"
+}
+
+parse_args() {
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--keep) KEEP=1 ;;
+		--only) [[ $# -ge 2 ]] || die "--only needs a pattern"; GUEST_ENV+=("LAB_ONLY=$2"); shift ;;
+		--only=*) GUEST_ENV+=("LAB_ONLY=${1#*=}") ;;
+		--timeout) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--timeout needs a number of seconds"; LAB_TIMEOUT=$2; shift ;;
+		--timeout=*) LAB_TIMEOUT=${1#*=}; [[ $LAB_TIMEOUT =~ ^[0-9]+$ ]] || die "bad --timeout" ;;
+		--env) [[ ${2:-} == *=* ]] || die "--env needs KEY=VALUE"; GUEST_ENV+=("$2"); shift ;;
+		-h | --help) usage; exit 0 ;;
+		*) die "unknown option '$1' (see --help)" ;;
+		esac
+		shift
+	done
+	[[ $LAB_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "LAB_TIMEOUT must be a number of seconds, not '$LAB_TIMEOUT'"
+}
+
+# Host packages.  apt-get update runs only when an install fails (or when
+# LAB_APT_UPDATE=1): .ci/run has already updated the lists.
+HOST_PKGS=(qemu-system-x86 busybox-static kmod cpio nvme-cli sg3-utils dmsetup util-linux
+	fdisk gzip jq bash coreutils diffutils)
+
+install_host_packages() {
+	local p missing=()
+	for p in "${HOST_PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	[[ ${#missing[@]} -eq 0 ]] && return 0
+	say "installing ${missing[*]}"
+	[[ ${LAB_APT_UPDATE:-0} == 1 ]] && apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null && return 0
+	say "apt-get install failed; updating the package lists and retrying"
+	apt-get update -q >/dev/null &&
+		apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_blkcopy() {
+	bash scripts/deps.sh >&2 || return 1
+	bash scripts/build.sh "$(basename "$LAB_BUILD")" -Dbuildtype=release >&2
+}
+
+# The run directory is wiped each run; refuse to wipe something that is not ours.
+prepare_run_dir() {
+	[[ $LAB_RUN == /* && $LAB_RUN != / ]] || die "LAB_RUN must be an absolute path, not '$LAB_RUN'"
+	if [[ -d $LAB_RUN && ! -e $LAB_RUN/.blkcopy-lab ]] && [[ -n $(ls -A "$LAB_RUN") ]]; then
+		die "$LAB_RUN exists, is not empty and was not made by the lab; not wiping it"
+	fi
+	rm -rf "$LAB_RUN"
+	mkdir -p "$LAB_RUN" && : >"$LAB_RUN/.blkcopy-lab"
+}
+
+# Keep logs after a failure (the images go unless --keep): they are what
+# explains it.
+cleanup_run_dir() {
+	local ok=$1
+	if [[ $KEEP == 1 ]]; then
+		say "run directory kept: $LAB_RUN"
+	elif [[ $ok == 1 ]]; then
+		rm -rf "$LAB_RUN"
+	else
+		rm -f "$LAB_RUN"/*.img
+		say "logs kept in $LAB_RUN (console.log, results.log)"
+	fi
+}
+
+main() {
+	local t0=$SECONDS t
+
+	parse_args "$@"
+	[[ $EUID -eq 0 ]] || die "run as root (sudo bash lab/run.sh): it installs packages and caches the kernel in $LAB_CACHE"
+
+	t=$SECONDS
+	install_host_packages || die "could not install the host packages (${HOST_PKGS[*]})"
+	build_blkcopy || die "building blkcopy in $LAB_BUILD failed"
+	say "host packages and blkcopy build: $(elapsed "$t")"
+
+	t=$SECONDS
+	kernel_prepare || die "could not prepare the guest kernel (see the messages above)"
+	say "kernel $KVER ($KPKG $KPKGVER): $(elapsed "$t")"
+
+	t=$SECONDS
+	prepare_run_dir
+	modules_cpio || die "could not build the kernel-module archive"
+	project_cpio "$LAB_RUN/project.cpio.gz" || die "could not build the initramfs"
+	cat "$MODULES_CPIO" "$LAB_RUN/project.cpio.gz" >"$LAB_RUN/initrd.img" || die "could not write $LAB_RUN/initrd.img"
+	say "initramfs $(du -h "$LAB_RUN/initrd.img" | cut -f1): $(elapsed "$t")"
+
+	t=$SECONDS
+	make_disks || die "could not create the disk images in $LAB_RUN"
+	boot_and_collect
+	local rc=$?
+	say "guest run: $(elapsed "$t"); total: $(elapsed "$t0")"
+	cleanup_run_dir "$((rc == 0))"
+	print_summary
+	return "$rc"
+}
+
+main "$@"
