@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # NVMe Copy against forced emulation on one namespace (QEMU's default copy
 # limits): 64 MiB as one range and as 16,384 scattered 4 KiB ranges.
-# Runs only with LAB_BENCH=1: sudo LAB_BENCH=1 bash lab/run.sh --only bench-nvme
+# lab/run.sh runs it only with LAB_BENCH=1: sudo LAB_BENCH=1 bash lab/run.sh --only bench-nvme
 . "$(dirname "${BASH_SOURCE[0]}")/benchlib.sh"
 
 case_bench() {
@@ -15,9 +15,5 @@ case_bench() {
 		bench_pair "nvme 64MiB 4KiB scattered" nvme_copy "$NVME_DEFAULT" "$NVME_DEFAULT" $size $size "$T_DIR/scattered"
 }
 
-if [[ ${LAB_BENCH:-0} != 1 ]]; then
-	skip bench-nvme "LAB_BENCH=1 not set"
-	finish
-fi
 run_case bench-nvme case_bench
 finish

@@ -3,7 +3,7 @@
 # SCSI EXTENDED COPY against forced emulation, LIO fileio LU to rd_mcp LU:
 # 64 MiB as one range, and 16 MiB as 4,096 scattered 4 KiB ranges (LIO takes
 # one segment per command, so each range is one command).
-# Runs only with LAB_BENCH=1: sudo LAB_BENCH=1 bash lab/run.sh --only bench-scsi
+# lab/run.sh runs it only with LAB_BENCH=1: sudo LAB_BENCH=1 bash lab/run.sh --only bench-scsi
 . "$(dirname "${BASH_SOURCE[0]}")/benchlib.sh"
 
 case_bench() {
@@ -16,9 +16,5 @@ case_bench() {
 		bench_pair "scsi 16MiB 4KiB scattered fileio->rd_mcp" scsi_xcopy "$LUN_FILEIO" "$LUN_RDMCP" 0 $small "$T_DIR/scattered"
 }
 
-if [[ ${LAB_BENCH:-0} != 1 ]]; then
-	skip bench-scsi "LAB_BENCH=1 not set"
-	finish
-fi
 run_case bench-scsi case_bench
 finish
