@@ -62,13 +62,13 @@ static bool sysfs_exists(dev_t devno, const char *attr)
 	return access(path, F_OK) == 0;
 }
 
-int bc_sysfs_devname(dev_t devno, char *name, size_t size)
+int bc_sysfs_devname(const char *class, dev_t devno, char *name, size_t size)
 {
 	char path[PATH_MAX], line[256];
 	FILE *f;
 
 	name[0] = '\0';
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/uevent", major(devno), minor(devno));
+	snprintf(path, sizeof(path), "/sys/dev/%s/%u:%u/uevent", class, major(devno), minor(devno));
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -80,6 +80,28 @@ int bc_sysfs_devname(dev_t devno, char *name, size_t size)
 	}
 	fclose(f);
 	return name[0] ? 0 : -ENOENT;
+}
+
+static int open_mode(unsigned int flags)
+{
+	return (flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY;
+}
+
+int bc_open_whole(const struct blkcopy_dev *d)
+{
+	char name[64], path[PATH_MAX];
+	int fd, ret;
+
+	if (!d->partition) {
+		fd = dup(d->fd);
+		return fd < 0 ? -errno : fd;
+	}
+	ret = bc_sysfs_devname("block", d->whole, name, sizeof(name));
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, open_mode(d->open_flags) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 static int probe_partition(struct blkcopy_dev *d)
@@ -111,7 +133,7 @@ static enum blkcopy_kind block_kind(dev_t whole)
 		return BLKCOPY_KIND_MD;
 	if (sysfs_exists(whole, "loop"))
 		return BLKCOPY_KIND_LOOP;
-	bc_sysfs_devname(whole, name, sizeof(name));
+	bc_sysfs_devname("block", whole, name, sizeof(name));
 	if (!strncmp(name, "nvme", 4))
 		return BLKCOPY_KIND_NVME;
 	if (sysfs_exists(whole, "device/scsi_disk"))
@@ -172,11 +194,6 @@ static void probe_native(struct blkcopy_dev *d)
 	else
 		snprintf(d->reason, sizeof(d->reason), "no native copy backend for %s devices",
 			 blkcopy_kind_name(d->kind));
-}
-
-static int open_mode(unsigned int flags)
-{
-	return (flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY;
 }
 
 int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp)

@@ -127,8 +127,14 @@ bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b,
 /* A sysfs attribute of a block device ("partition", "loop/backing_file"), first line only. */
 int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size);
 
-/* The kernel's name of a block device ("nvme0n1", "loop3"), from its uevent. */
-int bc_sysfs_devname(dev_t devno, char *name, size_t size);
+/* The kernel's name of a "block" or "char" device ("nvme0n1", "ng0n1"), from its uevent. */
+int bc_sysfs_devname(const char *class, dev_t devno, char *name, size_t size);
+
+/*
+ * A new descriptor on the whole disk under @d (a partition's disk, else @d
+ * itself), for commands the kernel takes only there.  -errno on failure.
+ */
+int bc_open_whole(const struct blkcopy_dev *d);
 
 /* Stack resolution (lib/stack.c): find the file behind a file or loop device. */
 void bc_resolve_file(struct blkcopy_dev *d);

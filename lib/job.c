@@ -327,10 +327,15 @@ static void native_complete(struct blkcopy_job *j, struct native_slot *slot, int
 	}
 }
 
+/* Until one piece succeeds, one at a time: a device that refuses copy refuses the first. */
+static bool window_open(const struct blkcopy_job *j)
+{
+	return j->inflight < (j->native_proven ? j->nr_slots : 1);
+}
+
 static struct native_slot *free_slot(struct blkcopy_job *j)
 {
-	/* Until one piece succeeds, one at a time: a device that refuses copy refuses the first. */
-	if (j->inflight >= (j->native_proven ? j->nr_slots : 1))
+	if (!window_open(j))
 		return NULL;
 	for (uint32_t i = 0; i < j->nr_slots; i++)
 		if (!j->slots[i].busy)
@@ -422,7 +427,7 @@ static bool native_active(const struct blkcopy_job *j)
 /* Native work that could go now, without waiting for a completion. */
 static bool native_ready(const struct blkcopy_job *j)
 {
-	return j->native_left && (!j->queue || j->inflight < (j->native_proven ? j->nr_slots : 1));
+	return j->native_left && window_open(j);
 }
 
 /* Block until either engine has a completion, a signal, or @timeout_ms. */

@@ -157,21 +157,12 @@ static int find_node(const char *dir, const char *prefix, const struct ns_identi
 
 int bc_nvme_block_path(dev_t chr, char *path, size_t size)
 {
-	char uevent[PATH_MAX], line[128], name[64] = "", node[80];
+	char name[64], node[80];
 	struct ns_identity want;
 	int fd, ret;
-	FILE *f;
 
 	/* The kernel's name for the node, as /dev holds it (no /dev/char links without udev). */
-	snprintf(uevent, sizeof(uevent), "/sys/dev/char/%u:%u/uevent", major(chr), minor(chr));
-	f = fopen(uevent, "re");
-	if (!f)
-		return -ENOTBLK;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "DEVNAME=", 8))
-			snprintf(name, sizeof(name), "%.*s", (int)strcspn(line + 8, "\n"), line + 8);
-	fclose(f);
-	if (!name_nsid(name, "ng"))
+	if (bc_sysfs_devname("char", chr, name, sizeof(name)) || !name_nsid(name, "ng"))
 		return -ENOTBLK;
 	snprintf(node, sizeof(node), "/dev/%s", name);
 	fd = open(node, O_RDONLY | O_CLOEXEC);
@@ -203,35 +194,25 @@ static void ns_free(struct nvme_ns *ns)
 static int open_passthrough(struct blkcopy_dev *d, struct nvme_ns *ns)
 {
 	struct ns_identity want;
-	char path[PATH_MAX], name[64];
-	int fd, ret;
+	char path[PATH_MAX];
+	int fd = bc_open_whole(d), ret;
 
-	fd = d->fd;
-	if (d->partition) {
-		ret = bc_sysfs_devname(d->whole, name, sizeof(name));
-		if (ret)
-			return ret;
-		snprintf(path, sizeof(path), "/dev/%s", name);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-	}
+	if (fd < 0)
+		return fd;
 	ret = read_identity(fd, &want);
 	if (ret) {
-		if (fd != d->fd)
-			close(fd);
+		close(fd);
 		return ret;
 	}
 	ns->nsid = want.nsid;
 	ns->pt_fd = find_node("/sys/class/nvme-generic", "ng", &want, path, sizeof(path));
 	if (ns->pt_fd >= 0) {
 		ns->pt_char = true;
-		if (fd != d->fd)
-			close(fd);
-		return 0;
+		close(fd);
+	} else {
+		ns->pt_fd = fd;
 	}
-	ns->pt_fd = fd == d->fd ? dup(fd) : fd;
-	return ns->pt_fd < 0 ? -errno : 0;
+	return 0;
 }
 
 /* Read Identify data and decide.  Returns 0 with limits filled, or -ENODEV with the reason. */
@@ -561,9 +542,9 @@ fail:
 	return -EOPNOTSUPP;
 }
 
-static void push_done(struct bc_native_queue *q, uint32_t tag, int res)
+static struct bc_native_cqe completion(struct bc_native_queue *q, uint32_t tag, int res)
 {
-	q->done[q->nr_done++] = (struct bc_native_cqe){
+	return (struct bc_native_cqe){
 		.tag = tag,
 		.result = result_errno(res, q->src, q->dst),
 		.method = BLKCOPY_METHOD_NVME_COPY,
@@ -583,7 +564,7 @@ static int nvme_queue_submit(struct bc_native_queue *q, const struct bc_span *se
 		return -E2BIG;
 	build_copy(q->src, q->dst, segs, piece, descs, &q->cmds[tag]);
 	if (q->use_ioctl) {
-		push_done(q, tag, ioctl_copy(q->fd, &q->cmds[tag]));
+		q->done[q->nr_done++] = completion(q, tag, ioctl_copy(q->fd, &q->cmds[tag]));
 		return 0;
 	}
 	sqe = io_uring_get_sqe(&q->ring);
@@ -628,11 +609,7 @@ static int nvme_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes
 			q->use_ioctl = true;
 			res = ioctl_copy(q->fd, &q->cmds[tag]);
 		}
-		cqes[n++] = (struct bc_native_cqe){
-			.tag = tag,
-			.result = result_errno(res, q->src, q->dst),
-			.method = BLKCOPY_METHOD_NVME_COPY,
-		};
+		cqes[n++] = completion(q, tag, res);
 	}
 	return (int)n;
 }

@@ -94,24 +94,6 @@ static void lu_free(struct sg_lu *s)
 	free(s);
 }
 
-/* SG_IO goes to the whole LU: partitions would need CAP_SYS_RAWIO even to read. */
-static int open_whole(struct blkcopy_dev *d)
-{
-	char name[64], path[PATH_MAX];
-	int fd, ret;
-
-	if (!d->partition) {
-		fd = dup(d->fd);
-		return fd < 0 ? -errno : fd;
-	}
-	ret = bc_sysfs_devname(d->whole, name, sizeof(name));
-	if (ret)
-		return ret;
-	snprintf(path, sizeof(path), "/dev/%s", name);
-	fd = open(path, ((d->open_flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
 static int scsi_probe(struct blkcopy_dev *d)
 {
 	char why[128];
@@ -123,7 +105,8 @@ static int scsi_probe(struct blkcopy_dev *d)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = open_whole(d);
+	/* SG_IO goes to the whole LU: partitions would need CAP_SYS_RAWIO even to read. */
+	s->fd = bc_open_whole(d);
 	if (s->fd < 0) {
 		snprintf(d->reason, sizeof(d->reason), "scsi: cannot open the whole LU: %s",
 			 strerror(-s->fd));
