@@ -119,6 +119,37 @@ int blkcopy_get_info(const struct blkcopy_dev *dev, struct blkcopy_info *info);
 const char *blkcopy_dev_error(const struct blkcopy_dev *dev);
 
 /*
+ * One leg of a device-mapper device's table, as blkcopy resolved it for its
+ * last request (tables are re-read for every request).  linear and striped
+ * targets are resolved, recursively; a copy on the dm device is cut at
+ * their boundaries and each piece goes native when the two leaves under it
+ * allow.  Other target types have no device here: pieces touching them are
+ * emulated through the dm node.  Offsets and lengths are bytes.
+ */
+struct blkcopy_mapping {
+	uint32_t depth;		/* 0: @dev's own table; 1: a table under it; ... */
+	uint64_t start;		/* first byte this target maps, on its dm device */
+	uint64_t length;	/* bytes the target maps */
+	const char *target;	/* dm target type: "linear", "striped", "zero", ... */
+	const char *device;	/* the device under this leg; NULL when not resolved */
+	uint64_t offset;	/* where the leg starts on @device */
+	uint32_t stripe;	/* striped: this leg's index; else 0 */
+	uint32_t stripes;	/* striped: number of stripes; else 1 */
+	uint64_t chunk;		/* striped: bytes per chunk; else 0 */
+	const char *backend;	/* @device's native backend, or "emulate" */
+	uint32_t copy_offload;	/* @device's copy_offload */
+};
+
+/*
+ * Fill @m with leg number @index of @dev's mapping: targets in order, the
+ * legs of each, and right after a leg on another dm device that device's
+ * legs (depth + 1).  Returns 0, -ENOENT past the last leg (at once for
+ * devices that are not device-mapper), or -EINVAL.  Strings live until the
+ * next request on @dev or its close.
+ */
+int blkcopy_get_mapping(const struct blkcopy_dev *dev, size_t index, struct blkcopy_mapping *m);
+
+/*
  * Allow (@enable true) or forbid native copy on @dev, like writing the
  * copy_offload sysfs attribute.  Enabling on a device without native copy
  * returns -EOPNOTSUPP.

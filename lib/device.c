@@ -198,6 +198,11 @@ static void probe_native(struct blkcopy_dev *d)
 
 int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp)
 {
+	return bc_open_depth(path, flags, 0, devp);
+}
+
+int bc_open_depth(const char *path, unsigned int flags, int depth, struct blkcopy_dev **devp)
+{
 	const unsigned int known = BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL;
 	struct blkcopy_dev *d;
 	struct stat st;
@@ -210,6 +215,7 @@ int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp
 		return -ENOMEM;
 	d->fd = d->fd_direct = -1;
 	d->open_flags = flags;
+	d->depth = depth;
 	d->path = strdup(path);
 	if (!d->path) {
 		ret = -ENOMEM;
@@ -273,6 +279,10 @@ int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp
 	d->fd_direct = open(data_path, open_mode(flags) | O_CLOEXEC | O_DIRECT);
 	bc_resolve_file(d);
 	probe_native(d);
+	/* A table blkcopy cannot read leaves the device emulation-only, with the reason. */
+	ret = bc_stack_refresh(d);
+	if (ret == -ENOMEM || ret == -ELOOP)
+		goto fail;
 	*devp = d;
 	return 0;
 fail:
@@ -286,6 +296,7 @@ void blkcopy_close(struct blkcopy_dev *d)
 		return;
 	if (d->backend && d->backend->close)
 		d->backend->close(d);
+	bc_stack_release(d);
 	bc_release_file(d);
 	if (d->fd_direct >= 0)
 		close(d->fd_direct);
@@ -327,6 +338,7 @@ int blkcopy_set_copy_offload(struct blkcopy_dev *d, bool enable)
 		return -EINVAL;
 	if (enable && !d->limits.max_copy_sectors)
 		return -EOPNOTSUPP;
+	d->offload_off = !enable;
 	d->limits.copy_offload = enable;
 	return 0;
 }

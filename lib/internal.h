@@ -15,6 +15,7 @@
 #define BC_DEFAULT_CHUNK (1ull << 20)
 
 struct bc_backend;
+struct bc_stack;
 
 static inline int64_t bc_now_ms(void)
 {
@@ -53,6 +54,9 @@ struct blkcopy_dev {
 		uint32_t clone_align;	/* the file system's block size */
 	} file;
 	struct blkcopy_limits limits;	/* native limits; all 0 without a backend */
+	bool offload_off;	/* the user switched native copy off */
+	struct bc_stack *stack;	/* dm: the table, re-read for every request; else NULL */
+	int depth;		/* 0: opened by the caller; n: n tables above it */
 	const struct bc_backend *backend;	/* native backend, or NULL */
 	void *backend_data;
 	char reason[160];	/* why native copy is or is not available */
@@ -136,6 +140,63 @@ int bc_sysfs_devname(const char *class, dev_t devno, char *name, size_t size);
  */
 int bc_open_whole(const struct blkcopy_dev *d);
 
+/* blkcopy_open() for a device @depth tables under the one the caller opened. */
+int bc_open_depth(const char *path, unsigned int flags, int depth, struct blkcopy_dev **devp);
+
+/*
+ * device-mapper (lib/dm.c).  A target maps [start, start + len) of its dm
+ * device onto legs: one for linear, nr_legs chunk-interleaved for striped,
+ * none for a type blkcopy does not understand (emulated through the node).
+ */
+struct bc_leg {
+	struct blkcopy_dev *dev;	/* the device under the leg, owned by the stack */
+	uint64_t offset;		/* bytes on dev */
+};
+
+struct bc_target {
+	char type[16];		/* dm's target type name */
+	uint64_t start, len;	/* bytes on the dm device */
+	bool striped;
+	uint64_t chunk;		/* striped: bytes per chunk */
+	uint32_t nr_legs;	/* 0: not understood, or a leg could not be opened */
+	struct bc_leg *legs;
+	dev_t *leg_devs;	/* as the table names them */
+};
+
+struct bc_stack {
+	char name[128];		/* dm's name of the device */
+	uint32_t flags;		/* DM_*_FLAG, from the last table status */
+	uint32_t event_nr;
+	char *signature;	/* what a table change would change; compared by verify */
+	struct bc_target *targets;	/* sorted, back to back */
+	size_t nr_targets;
+	struct blkcopy_dev **lower;	/* devices opened under this one */
+	size_t nr_lower;
+	unsigned int open_flags;
+	int depth;
+};
+
+/* Parse one target of a table ("linear", "8:16 2048").  Sectors in, bytes out. */
+int bc_dm_parse_target(const char *type, const char *params, uint64_t start_sectors,
+		       uint64_t len_sectors, struct bc_target *t);
+void bc_target_free(struct bc_target *t);
+/* One level: byte @off of the stack's device -> *@lower (NULL: not understood).  Run length. */
+uint64_t bc_stack_map_one(const struct bc_stack *s, uint64_t off, uint64_t len,
+			  struct blkcopy_dev **lower, uint64_t *lower_off);
+/*
+ * All levels: byte @off of @d -> the leaf holding it, for at most @len
+ * bytes.  The leaf is @d itself for devices without a stack, and the dm
+ * device whose target blkcopy does not understand when it meets one.
+ * Returns the run length (>0), or 0 for an offset outside every table.
+ */
+uint64_t bc_stack_map(const struct blkcopy_dev *d, uint64_t off, uint64_t len,
+		      struct blkcopy_dev **leaf, uint64_t *leaf_off);
+/* (Re)read @d's table; open the legs; set the stacked limits.  No-op for other kinds. */
+int bc_stack_refresh(struct blkcopy_dev *d);
+/* 0 while every table under @d is as resolved; -ESTALE, -EBUSY (suspended) with d->error. */
+int bc_stack_verify(struct blkcopy_dev *d);
+void bc_stack_release(struct blkcopy_dev *d);
+
 /* Stack resolution (lib/stack.c): find the file behind a file or loop device. */
 void bc_resolve_file(struct blkcopy_dev *d);
 void bc_release_file(struct blkcopy_dev *d);
@@ -218,8 +279,14 @@ struct bc_emu_params {
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup);
-/* Queue spans whose destination starts at @dst and is contiguous. */
-int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst);
+/*
+ * Queue spans whose destination starts at @dst and is contiguous.  With
+ * @copy the engine keeps its own copy of @spans; else they must outlive it.
+ */
+int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst,
+	       bool copy);
+/* Runs queued and not yet started: how far emulation lags behind planning. */
+size_t bc_emu_queued(const struct bc_emu *e);
 /* Issue, then reap for up to @timeout_ms (-1 forever, 0 never blocks).  1 when idle. */
 int bc_emu_run(struct bc_emu *e, int timeout_ms);
 void bc_emu_stop(struct bc_emu *e, int error);

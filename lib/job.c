@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Requests in flight.  A job validates its request, then plans it: native
- * pieces cut by the pair's copy limits, or everything to the emulation
- * engine.  A native piece the device refuses falls back to emulation.  The
- * core never builds a device command: it talks to backends through
- * struct bc_backend only.
+ * Requests in flight.  A job validates its request, then plans it in
+ * destination order, a batch at a time: each stretch of the request is
+ * mapped down the stack of both devices (dm tables; a plain device is its
+ * own leaf) to a run on a source leaf and a destination leaf.  A run whose
+ * leaves can copy natively joins that pair's lane, where the pair's limits
+ * cut it into pieces; every other run is emulated through the devices the
+ * caller opened.  A native piece the device refuses falls back to
+ * emulation.  The core never builds a device command: it talks to backends
+ * through struct bc_backend only.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,19 +21,64 @@
 #include "internal.h"
 
 #define MAX_QUEUE_DEPTH 4096u
-#define MAX_NATIVE_DEPTH 64u	/* native commands in flight; each may copy MiBs */
+#define MAX_NATIVE_DEPTH 64u	/* native commands in flight per lane; each may copy MiBs */
+#define MAX_LANES 64u		/* leaf pairs per job; pairs beyond are emulated */
+#define BATCH_RUNS 4096u	/* runs mapped per planning step: bounds the plan's memory */
+#define VERIFY_MS 1		/* dm tables re-checked at most this often while native runs */
 
-/* Spans handed to emulation after a native refusal; they must outlive the engine. */
-struct fallback {
-	struct fallback *next;
-	struct bc_span segs[];
+/* Where a run lies on the devices the caller opened. */
+struct top_pos {
+	uint64_t src;
+	uint64_t dst;
 };
 
 /* A native piece between planning and completion. */
 struct native_slot {
-	struct bc_piece piece;
-	struct bc_span *segs;
+	struct bc_piece piece;	/* leaf offsets */
+	struct bc_span *segs;	/* leaf offsets */
+	struct top_pos *tops;	/* each segment on the caller's devices */
 	bool busy;
+};
+
+/* A leaf pair: its native backend (NULL: not native) and its work. */
+struct lane {
+	struct blkcopy_dev *src, *dst;
+	const struct bc_backend *backend;
+	struct bc_split_limits sl;
+	uint32_t nsegs_cap;
+	struct bc_native_queue *queue;	/* NULL: pieces run synchronously */
+	struct native_slot *slots;
+	uint32_t nr_slots;
+	uint32_t inflight;
+	bool proven;		/* a piece succeeded: more may go in flight */
+	bool refused;		/* the device refused copy before any piece succeeded */
+	bool flushed;
+	uint64_t dst_lo, dst_hi;	/* leaf bytes written natively, to invalidate */
+
+	/* This batch's runs, in destination order; a chain is leaf-dst contiguous. */
+	struct bc_span *runs;	/* leaf source offset, length */
+	uint64_t *run_dst;	/* leaf destination offset */
+	struct top_pos *tops;
+	size_t nr_runs, cap_runs;
+	size_t next_run;	/* first run of the next chain */
+	size_t chain;		/* first run of the chain being split */
+	bool splitting;
+	struct bc_splitter split;
+};
+
+/* A request mapped down to the leaves, one run at a time. */
+struct run_iter {
+	const struct blkcopy_dev *src, *dst;
+	const struct bc_span *spans;
+	size_t nr, idx;
+	uint64_t skip, dst_pos;
+};
+
+struct run {
+	struct blkcopy_dev *src, *dst;	/* leaves */
+	uint64_t src_off, dst_off;	/* on the leaves */
+	struct top_pos top;
+	uint64_t len;
 };
 
 struct blkcopy_job {
@@ -38,37 +88,79 @@ struct blkcopy_job {
 	uint64_t dst_off;
 	uint64_t total;
 	unsigned int flags;
+	uint32_t queue_depth;
+	bool try_native;	/* the flags and both devices allow native pieces */
+	bool stacked;		/* a dm table lies under either end */
+
+	struct run_iter plan;
+	bool planned_all;
 
 	struct bc_emu *emu;
-	int epfd;		/* emulation ring + native queue, when both exist */
+	int epfd;		/* the emulation ring and every lane's queue */
+	struct bc_span *emu_group;	/* emulated runs with a contiguous destination */
+	size_t emu_nr, emu_cap;
+	uint64_t emu_dst;
 
-	const struct bc_backend *native;	/* NULL: all emulated */
-	struct bc_native_queue *queue;		/* NULL: native pieces run synchronously */
-	struct bc_splitter nsplit;
-	uint32_t nsegs_cap;
-	struct native_slot *slots;
-	uint32_t nr_slots;
-	uint32_t inflight;
-	bool native_left;	/* pieces not yet planned */
-	bool native_proven;	/* a piece succeeded: more may go in flight */
+	struct lane *lanes[MAX_LANES];
+	uint32_t nr_lanes;
 	bool native_started;	/* caches flushed, so they must be invalidated at the end */
 	uint64_t native_done;
 	struct bc_copy_stats stats;
-	uint64_t native_fail_low;
-	struct fallback *fallbacks;
+	uint64_t native_fail_low;	/* lowest destination byte native copy left unwritten */
+	uint64_t unverified_low;	/* lowest one written since dm tables were last checked */
+	int64_t verified_ms;
+	bool stale;
 
 	int error;
 	bool cancelled;
 	bool finished;
 };
 
-/* Can @src -> @dst go native?  Fills the pair's limits. */
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mapping the request                                                      */
+
+static void run_iter_init(struct run_iter *it, const struct blkcopy_dev *src,
+			  const struct bc_span *spans, size_t nr, const struct blkcopy_dev *dst,
+			  uint64_t dst_off)
+{
+	*it = (struct run_iter){ .src = src, .dst = dst, .spans = spans, .nr = nr,
+				 .dst_pos = dst_off };
+}
+
+/* Next run, or 0 at the end; -EIO when a table does not cover a byte it must. */
+static int run_next(struct run_iter *it, struct run *r)
+{
+	if (it->idx >= it->nr)
+		return 0;
+	const struct bc_span *sp = &it->spans[it->idx];
+	uint64_t len = sp->len - it->skip;
+
+	r->top = (struct top_pos){ .src = sp->src + it->skip, .dst = it->dst_pos };
+	len = bc_stack_map(it->src, r->top.src, len, &r->src, &r->src_off);
+	if (len)
+		len = bc_stack_map(it->dst, r->top.dst, len, &r->dst, &r->dst_off);
+	if (!len)
+		return -EIO;
+	r->len = len;
+	it->skip += len;
+	it->dst_pos += len;
+	if (it->skip == sp->len) {
+		it->idx++;
+		it->skip = 0;
+	}
+	return 1;
+}
+
+/* Can leaf @src -> leaf @dst go native?  Fills the pair's limits. */
 static const struct bc_backend *native_pair(const struct blkcopy_dev *src,
-					    const struct blkcopy_dev *dst, unsigned int flags,
+					    const struct blkcopy_dev *dst,
 					    struct blkcopy_limits *lim)
 {
-	if (flags & BLKCOPY_NOOFFLOAD)
-		return NULL;
 	if (!src->backend || src->backend != dst->backend || !src->limits.copy_offload ||
 	    !dst->limits.copy_offload)
 		return NULL;
@@ -77,19 +169,404 @@ static const struct bc_backend *native_pair(const struct blkcopy_dev *src,
 	return src->backend;
 }
 
+static bool native_allowed(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+			   unsigned int flags)
+{
+	return !(flags & BLKCOPY_NOOFFLOAD) && src->limits.copy_offload &&
+	       dst->limits.copy_offload;
+}
+
+static bool run_aligned(const struct run *r, uint32_t align)
+{
+	return !(r->src_off % align) && !(r->dst_off % align) && !(r->len % align);
+}
+
+static uint32_t pair_align(const struct blkcopy_dev *src, const struct blkcopy_dev *dst)
+{
+	return src->lbs > dst->lbs ? src->lbs : dst->lbs;
+}
+
+/* Would every run of the request go native?  (BLKCOPY_NOEMULATION, before any write.) */
+static int check_all_native(const struct blkcopy_dev *src, const struct bc_span *spans,
+			    size_t nr, const struct blkcopy_dev *dst, uint64_t dst_off,
+			    unsigned int flags)
+{
+	const struct blkcopy_dev *last_src = NULL, *last_dst = NULL;
+	struct bc_split_limits sl;
+	struct blkcopy_limits lim;
+	struct run_iter it;
+	struct run r;
+	int ret;
+
+	if (!native_allowed(src, dst, flags))
+		return -EOPNOTSUPP;
+	run_iter_init(&it, src, spans, nr, dst, dst_off);
+	while ((ret = run_next(&it, &r)) > 0) {
+		if (r.src != last_src || r.dst != last_dst) {
+			if (!native_pair(r.src, r.dst, &lim) ||
+			    bc_split_limits_from(&lim, pair_align(r.src, r.dst), &sl))
+				return -EOPNOTSUPP;
+			last_src = r.src;
+			last_dst = r.dst;
+		}
+		if (!run_aligned(&r, sl.align))
+			return -EOPNOTSUPP;
+	}
+	return ret;
+}
+
+/*
+ * Re-read both stacks (tables change between requests) and refuse a
+ * suspended dm device: I/O through it would block, native I/O would race
+ * whoever suspended it.  An unreadable table is emulated through the node.
+ */
+static int refresh_stacks(struct blkcopy_dev *src, struct blkcopy_dev *dst)
+{
+	int ret = -ESTALE;
+
+	for (int tries = 0; tries < 3 && ret == -ESTALE; tries++) {
+		if (bc_stack_refresh(src) == -ENOMEM || bc_stack_refresh(dst) == -ENOMEM)
+			return -ENOMEM;
+		ret = bc_stack_verify(src);
+		if (!ret)
+			ret = bc_stack_verify(dst);
+	}
+	return ret;
+}
+
 int blkcopy_check(const struct blkcopy_dev *src, const struct blkcopy_range *ranges,
 		  size_t nr, const struct blkcopy_dev *dst, uint64_t dst_off,
 		  unsigned int flags, size_t *bad_range)
 {
-	struct blkcopy_limits lim;
-	int ret = bc_validate(src, ranges, nr, dst, dst_off, flags, NULL, bad_range);
+	struct bc_span *spans;
+	ssize_t n;
+	int ret;
+
+	if (!src || !dst)
+		return -EINVAL;
+	/* The resolved tables are a cache inside the handles, re-read for every request. */
+	ret = refresh_stacks((struct blkcopy_dev *)src, (struct blkcopy_dev *)dst);
+	if (ret)
+		return ret;
+	ret = bc_validate(src, ranges, nr, dst, dst_off, flags, NULL, bad_range);
+	if (ret || !(flags & BLKCOPY_NOEMULATION))
+		return ret;
+	n = bc_coalesce(ranges, nr, &spans);
+	if (n < 0)
+		return (int)n;
+	ret = check_all_native(src, spans, (size_t)n, dst, dst_off, flags);
+	free(spans);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lanes                                                                    */
+
+static void free_lane(struct lane *l)
+{
+	if (!l)
+		return;
+	if (l->queue)
+		l->backend->queue_destroy(l->queue);
+	for (uint32_t i = 0; l->slots && i < l->nr_slots; i++) {
+		free(l->slots[i].segs);
+		free(l->slots[i].tops);
+	}
+	free(l->slots);
+	free(l->runs);
+	free(l->run_dst);
+	free(l->tops);
+	free(l);
+}
+
+static int epoll_add(struct blkcopy_job *j, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	if (fd >= 0 && epoll_ctl(j->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return -errno;
+	return 0;
+}
+
+static int setup_native(struct blkcopy_job *j, struct lane *l, const struct blkcopy_limits *lim,
+			uint32_t depth)
+{
+	int ret = bc_split_limits_from(lim, pair_align(l->src, l->dst), &l->sl);
 
 	if (ret)
 		return ret;
-	if ((flags & BLKCOPY_NOEMULATION) && !native_pair(src, dst, flags, &lim))
-		return -EOPNOTSUPP;
+	/* Devices advertise up to 256 ranges (SCSI, NVMe MSRC+1); never trust more. */
+	l->nsegs_cap = l->sl.max_segs && l->sl.max_segs < 4096 ? l->sl.max_segs : 4096;
+	l->nr_slots = 1;
+	if (l->backend->queue_create) {
+		depth = depth < MAX_NATIVE_DEPTH ? depth : MAX_NATIVE_DEPTH;
+		ret = l->backend->queue_create(l->src, l->dst, depth, &l->queue);
+		if (ret && ret != -EOPNOTSUPP)
+			return ret;
+		if (!ret) {
+			l->nr_slots = depth;
+			ret = epoll_add(j, l->backend->queue_fd(l->queue));
+			if (ret)
+				return ret;
+		}
+	}
+	l->slots = calloc(l->nr_slots, sizeof(*l->slots));
+	if (!l->slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < l->nr_slots; i++) {
+		l->slots[i].segs = calloc(l->nsegs_cap, sizeof(struct bc_span));
+		l->slots[i].tops = calloc(l->nsegs_cap, sizeof(struct top_pos));
+		if (!l->slots[i].segs || !l->slots[i].tops)
+			return -ENOMEM;
+	}
 	return 0;
 }
+
+/* The lane of a leaf pair, made on first sight.  NULL (and 0) when the pair is emulated. */
+static int lane_for(struct blkcopy_job *j, struct blkcopy_dev *src, struct blkcopy_dev *dst,
+		    struct lane **lp)
+{
+	struct blkcopy_limits lim;
+	struct lane *l;
+	int ret;
+
+	*lp = NULL;
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		if (j->lanes[i]->src == src && j->lanes[i]->dst == dst) {
+			*lp = j->lanes[i]->backend && !j->lanes[i]->refused ? j->lanes[i] : NULL;
+			return 0;
+		}
+	}
+	if (j->nr_lanes == MAX_LANES)
+		return 0;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	*l = (struct lane){ .src = src, .dst = dst, .dst_lo = UINT64_MAX };
+	j->lanes[j->nr_lanes++] = l;
+	l->backend = native_pair(src, dst, &lim);
+	if (!l->backend)
+		return 0;
+	ret = setup_native(j, l, &lim, j->queue_depth);
+	if (ret == -EOPNOTSUPP) {	/* limits too small to cut anything: not native after all */
+		l->backend = NULL;
+		return 0;
+	}
+	if (ret)
+		return ret;
+	*lp = l;
+	return 0;
+}
+
+static int lane_add(struct lane *l, const struct run *r)
+{
+	if (l->nr_runs == l->cap_runs) {
+		size_t cap = l->cap_runs ? l->cap_runs * 2 : 64;
+		struct bc_span *runs = realloc(l->runs, cap * sizeof(*runs));
+		uint64_t *run_dst = runs ? realloc(l->run_dst, cap * sizeof(*run_dst)) : NULL;
+		struct top_pos *tops = run_dst ? realloc(l->tops, cap * sizeof(*tops)) : NULL;
+
+		if (runs)
+			l->runs = runs;
+		if (run_dst)
+			l->run_dst = run_dst;
+		if (!tops)
+			return -ENOMEM;
+		l->tops = tops;
+		l->cap_runs = cap;
+	}
+	l->runs[l->nr_runs] = (struct bc_span){ .src = r->src_off, .len = r->len };
+	l->run_dst[l->nr_runs] = r->dst_off;
+	l->tops[l->nr_runs] = r->top;
+	l->nr_runs++;
+	return 0;
+}
+
+static bool lane_has_work(const struct lane *l)
+{
+	return (l->splitting && l->split.idx < l->split.nr_spans) || l->next_run < l->nr_runs;
+}
+
+/* Lowest destination byte (caller's offsets) of the lane's work not yet cut into pieces. */
+static uint64_t lane_unsplit_low(const struct lane *l)
+{
+	if (l->splitting && l->split.idx < l->split.nr_spans)
+		return l->tops[l->chain + l->split.idx].dst + l->split.skip;
+	if (l->next_run < l->nr_runs)
+		return l->tops[l->next_run].dst;
+	return UINT64_MAX;
+}
+
+/* Cut the next piece of the lane into @slot; false when the batch's runs are all cut. */
+static bool lane_next_piece(struct lane *l, struct native_slot *slot)
+{
+	for (;;) {
+		if (l->splitting) {
+			size_t r = l->chain + l->split.idx;
+			uint64_t off = l->split.skip;
+
+			if (bc_split_next(&l->split, slot->segs, l->nsegs_cap, &slot->piece)) {
+				/* Segments never straddle runs: walk the runs alongside. */
+				for (uint32_t k = 0; k < slot->piece.nr_segs; k++) {
+					slot->tops[k] = (struct top_pos){ .src = l->tops[r].src + off,
+									  .dst = l->tops[r].dst + off };
+					off += slot->segs[k].len;
+					if (off == l->runs[r].len) {
+						r++;
+						off = 0;
+					}
+				}
+				return true;
+			}
+			l->splitting = false;
+		}
+		if (l->next_run >= l->nr_runs)
+			return false;
+		size_t end = l->next_run + 1;
+		while (end < l->nr_runs &&
+		       l->run_dst[end] == l->run_dst[end - 1] + l->runs[end - 1].len)
+			end++;
+		/* Limits were checked when the lane was made: this cannot fail. */
+		bc_split_init(&l->split, l->runs + l->next_run, end - l->next_run,
+			      l->run_dst[l->next_run], &l->sl);
+		l->chain = l->next_run;
+		l->next_run = end;
+		l->splitting = true;
+	}
+}
+
+/* Forget the lane's runs not yet cut: returns the lowest destination byte among them. */
+static uint64_t lane_drop_unsplit(struct lane *l)
+{
+	uint64_t low = lane_unsplit_low(l);
+
+	l->splitting = false;
+	l->nr_runs = l->next_run = 0;
+	return low;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Emulated work                                                            */
+
+static int emu_flush(struct blkcopy_job *j)
+{
+	int ret = 0;
+
+	if (j->emu_nr)
+		ret = bc_emu_add(j->emu, j->emu_group, j->emu_nr, j->emu_dst, true);
+	j->emu_nr = 0;
+	return ret;
+}
+
+/* Emulate @len bytes from caller offset @src to @dst, after what is already grouped. */
+static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t len)
+{
+	int ret;
+
+	if (j->emu_nr) {
+		struct bc_span *last = &j->emu_group[j->emu_nr - 1];
+		uint64_t end = j->emu_dst;
+
+		for (size_t i = 0; i < j->emu_nr; i++)
+			end += j->emu_group[i].len;
+		if (end != dst) {
+			ret = emu_flush(j);
+			if (ret)
+				return ret;
+		} else if (last->src + last->len == src) {
+			last->len += len;
+			return 0;
+		}
+	}
+	if (j->emu_nr == j->emu_cap) {
+		size_t cap = j->emu_cap ? j->emu_cap * 2 : 64;
+		struct bc_span *g = realloc(j->emu_group, cap * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		j->emu_group = g;
+		j->emu_cap = cap;
+	}
+	if (!j->emu_nr)
+		j->emu_dst = dst;
+	j->emu_group[j->emu_nr++] = (struct bc_span){ .src = src, .len = len };
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Planning                                                                 */
+
+static void stop(struct blkcopy_job *j, int error);
+
+static void lower_fail(struct blkcopy_job *j, uint64_t low)
+{
+	if (low < j->native_fail_low)
+		j->native_fail_low = low;
+}
+
+static bool lanes_drained(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		if (lane_has_work(j->lanes[i]))
+			return false;
+	return true;
+}
+
+/* Planning waits for the lanes to cut their batch and for emulation to catch up. */
+static bool plan_ready(const struct blkcopy_job *j)
+{
+	return !j->planned_all && lanes_drained(j) && bc_emu_queued(j->emu) < 2 * BATCH_RUNS;
+}
+
+static int plan_batch(struct blkcopy_job *j)
+{
+	struct run r;
+	int ret = 0;
+
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		j->lanes[i]->nr_runs = j->lanes[i]->next_run = 0;
+	for (uint32_t n = 0; n < BATCH_RUNS; n++) {
+		struct lane *l = NULL;
+
+		ret = run_next(&j->plan, &r);
+		if (ret <= 0) {
+			if (!ret)
+				j->planned_all = true;
+			break;
+		}
+		if (j->try_native) {
+			ret = lane_for(j, r.src, r.dst, &l);
+			if (ret)
+				break;
+		}
+		if (l && run_aligned(&r, l->sl.align))
+			ret = lane_add(l, &r);
+		else
+			ret = emu_push(j, r.top.src, r.top.dst, r.len);
+		if (ret)
+			break;
+	}
+	if (!ret || ret == 1)
+		ret = emu_flush(j);
+	return ret;
+}
+
+static void plan_more(struct blkcopy_job *j)
+{
+	while (!j->error && plan_ready(j)) {
+		int ret = plan_batch(j);
+
+		if (ret < 0) {
+			stop(j, ret);
+			return;
+		}
+		if (!lanes_drained(j))
+			return;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Submission                                                               */
 
 static int resolve_opts(const struct blkcopy_opts *in, struct blkcopy_opts *out)
 {
@@ -108,92 +585,36 @@ static int resolve_opts(const struct blkcopy_opts *in, struct blkcopy_opts *out)
 	return 0;
 }
 
-static int start_native(struct blkcopy_job *j, const struct blkcopy_limits *lim,
-			uint32_t queue_depth)
+static void free_job(struct blkcopy_job *j)
 {
-	struct bc_split_limits sl;
-	uint32_t align = j->src->lbs > j->dst->lbs ? j->src->lbs : j->dst->lbs;
-	int ret = bc_split_limits_from(lim, align, &sl);
-
-	if (ret)
-		return ret;
-	ret = bc_split_init(&j->nsplit, j->spans, j->nr_spans, j->dst_off, &sl);
-	if (ret)
-		return ret;
-	/* Devices advertise up to 256 ranges (SCSI) or 256 (NVMe MSRC+1); never trust more. */
-	j->nsegs_cap = sl.max_segs && sl.max_segs < 4096 ? sl.max_segs : 4096;
-
-	j->nr_slots = 1;
-	if (j->native->queue_create) {
-		uint32_t depth = queue_depth < MAX_NATIVE_DEPTH ? queue_depth : MAX_NATIVE_DEPTH;
-
-		ret = j->native->queue_create(j->src, j->dst, depth, &j->queue);
-		if (ret && ret != -EOPNOTSUPP)
-			return ret;
-		if (!ret)
-			j->nr_slots = depth;
-	}
-	j->slots = calloc(j->nr_slots, sizeof(*j->slots));
-	if (!j->slots)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < j->nr_slots; i++) {
-		j->slots[i].segs = calloc(j->nsegs_cap, sizeof(struct bc_span));
-		if (!j->slots[i].segs)
-			return -ENOMEM;
-	}
-	j->native_left = true;
-	return 0;
-}
-
-static void free_native(struct blkcopy_job *j)
-{
-	if (j->queue)
-		j->native->queue_destroy(j->queue);
-	j->queue = NULL;
-	for (uint32_t i = 0; j->slots && i < j->nr_slots; i++)
-		free(j->slots[i].segs);
-	free(j->slots);
-	j->slots = NULL;
-}
-
-/* One descriptor for callers' poll loops, readable when either engine has completions. */
-static int make_epoll(struct blkcopy_job *j)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	int fds[2] = { bc_emu_fd(j->emu), j->native->queue_fd(j->queue) };
-
-	j->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (j->epfd < 0)
-		return -errno;
-	for (int i = 0; i < 2; i++) {
-		if (fds[i] < 0)
-			continue;
-		ev.data.fd = fds[i];
-		if (epoll_ctl(j->epfd, EPOLL_CTL_ADD, fds[i], &ev))
-			return -errno;
-	}
-	return 0;
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		free_lane(j->lanes[i]);
+	if (j->epfd >= 0)
+		close(j->epfd);
+	bc_emu_destroy(j->emu);
+	free(j->emu_group);
+	free(j->spans);
+	free(j);
 }
 
 int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *ranges, size_t nr,
 		       struct blkcopy_dev *dst, uint64_t dst_off,
 		       const struct blkcopy_opts *opts, struct blkcopy_job **jobp)
 {
-	struct blkcopy_limits lim;
 	struct blkcopy_opts o;
 	struct blkcopy_job *j;
 	uint64_t total;
 	ssize_t n;
 	int ret;
 
-	if (!jobp || resolve_opts(opts, &o))
+	if (!jobp || !src || !dst || resolve_opts(opts, &o))
 		return -EINVAL;
+	ret = refresh_stacks(src, dst);
+	if (ret)
+		return ret;
 	ret = bc_validate(src, ranges, nr, dst, dst_off, o.flags, &total, NULL);
 	if (ret)
 		return ret;
-	const struct bc_backend *native = native_pair(src, dst, o.flags, &lim);
-	if (!native && (o.flags & BLKCOPY_NOEMULATION))
-		return -EOPNOTSUPP;
 
 	j = calloc(1, sizeof(*j));
 	if (!j)
@@ -204,7 +625,10 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.dst_off = dst_off,
 		.total = total,
 		.flags = o.flags,
+		.try_native = native_allowed(src, dst, o.flags),
+		.stacked = src->stack || dst->stack,
 		.native_fail_low = UINT64_MAX,
+		.unverified_low = UINT64_MAX,
 		.epfd = -1,
 	};
 	n = bc_coalesce(ranges, nr, &j->spans);
@@ -213,6 +637,12 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		return (int)n;
 	}
 	j->nr_spans = (size_t)n;
+	if (o.flags & BLKCOPY_NOEMULATION) {
+		ret = check_all_native(src, j->spans, j->nr_spans, dst, dst_off, o.flags);
+		if (ret)
+			goto fail;
+	}
+	run_iter_init(&j->plan, src, j->spans, j->nr_spans, dst, dst_off);
 
 	const struct bc_emu_params ep = {
 		.queue_depth = o.queue_depth,
@@ -225,166 +655,258 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 	ret = bc_emu_create(src, dst, &ep, &j->emu);
 	if (ret)
 		goto fail;
-	if (native) {
-		j->native = native;
-		ret = start_native(j, &lim, o.queue_depth);
-		/* Limits too small to cut anything: the pair is not native after all. */
-		if (ret == -EOPNOTSUPP && !(o.flags & BLKCOPY_NOEMULATION)) {
-			free_native(j);
-			j->native = NULL;
-		} else if (ret) {
-			goto fail;
-		}
+	/* One descriptor for callers' poll loops: emulation and every native queue. */
+	j->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (j->epfd < 0 || epoll_add(j, bc_emu_fd(j->emu))) {
+		ret = -errno;
+		goto fail;
 	}
-	if (j->queue) {
-		ret = make_epoll(j);
-		if (ret)
-			goto fail;
-	}
-	if (!j->native) {
-		ret = bc_emu_add(j->emu, j->spans, j->nr_spans, dst_off);
-		if (ret)
-			goto fail;
-	}
+	j->queue_depth = o.queue_depth;
+	j->verified_ms = bc_now_ms();
+	ret = plan_batch(j);
+	if (ret < 0)
+		goto fail;
 	*jobp = j;
 	return 0;
 fail:
-	if (j->native)
-		free_native(j);
-	if (j->epfd >= 0)
-		close(j->epfd);
-	bc_emu_destroy(j->emu);
-	free(j->spans);
-	free(j);
+	free_job(j);
 	return ret;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Native pieces                                                            */
 
 static void stop(struct blkcopy_job *j, int error)
 {
 	if (!j->error)
 		j->error = error;
-	/* Native pieces never issued are not written: keep them out of the committed prefix. */
-	if (j->native_left && j->nsplit.dst < j->native_fail_low)
-		j->native_fail_low = j->nsplit.dst;
-	j->native_left = false;
+	/* Work never issued is not written: keep it out of the committed prefix. */
+	if (!j->planned_all) {
+		lower_fail(j, j->plan.dst_pos);
+		j->planned_all = true;
+	}
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		lower_fail(j, lane_drop_unsplit(j->lanes[i]));
 	bc_emu_stop(j->emu, error);
 }
 
-static int fall_back(struct blkcopy_job *j, const struct native_slot *slot)
+/* A table under either end changed or was suspended: nothing unchecked counts. */
+static void go_stale(struct blkcopy_job *j, int error)
 {
-	const uint32_t n = slot->piece.nr_segs;
-	struct fallback *f = malloc(sizeof(*f) + n * sizeof(f->segs[0]));
+	j->stale = true;
+	lower_fail(j, j->unverified_low);
+	stop(j, error);
+}
 
-	if (!f)
-		return -ENOMEM;
-	memcpy(f->segs, slot->segs, n * sizeof(f->segs[0]));
-	f->next = j->fallbacks;
-	j->fallbacks = f;
-	return bc_emu_add(j->emu, f->segs, n, slot->piece.dst);
+static int verify_stacks(struct blkcopy_job *j)
+{
+	int ret = bc_stack_verify(j->src);
+
+	if (!ret)
+		ret = bc_stack_verify(j->dst);
+	j->verified_ms = bc_now_ms();
+	if (!ret)
+		j->unverified_low = UINT64_MAX;
+	return ret;
+}
+
+static uint64_t slot_low(const struct native_slot *s)
+{
+	uint64_t low = UINT64_MAX;
+
+	for (uint32_t k = 0; k < s->piece.nr_segs; k++)
+		low = min_u64(low, s->tops[k].dst);
+	return low;
+}
+
+/* Hand emulation the pieces' bytes, in the caller's offsets. */
+static int emulate_slot(struct blkcopy_job *j, const struct native_slot *s)
+{
+	int ret = 0;
+
+	for (uint32_t k = 0; k < s->piece.nr_segs && !ret; k++)
+		ret = emu_push(j, s->tops[k].src, s->tops[k].dst, s->segs[k].len);
+	return ret ? ret : emu_flush(j);
+}
+
+/* The lane's device refused copy outright: its runs not yet cut are emulated. */
+static int emulate_unsplit(struct blkcopy_job *j, struct lane *l)
+{
+	int ret = 0;
+
+	if (l->splitting) {
+		for (size_t r = l->chain + l->split.idx; r < l->next_run && !ret; r++) {
+			uint64_t skip = r == l->chain + l->split.idx ? l->split.skip : 0;
+
+			ret = emu_push(j, l->tops[r].src + skip, l->tops[r].dst + skip,
+				       l->runs[r].len - skip);
+		}
+	}
+	for (size_t r = l->next_run; r < l->nr_runs && !ret; r++)
+		ret = emu_push(j, l->tops[r].src, l->tops[r].dst, l->runs[r].len);
+	l->splitting = false;
+	l->nr_runs = l->next_run = 0;
+	return ret ? ret : emu_flush(j);
+}
+
+/* A leaf's own account of a failure, on the handle the caller holds. */
+static void adopt_error(struct blkcopy_dev *top, const struct blkcopy_dev *leaf)
+{
+	if (top != leaf && leaf->error[0])
+		snprintf(top->error, sizeof(top->error), "%.40s: %.110s", leaf->path, leaf->error);
+}
+
+static void native_complete(struct blkcopy_job *j, struct lane *l, struct native_slot *slot,
+			    int ret, const struct bc_copy_stats *st)
+{
+	if (slot->busy) {
+		slot->busy = false;
+		l->inflight--;
+	}
+	if (ret == 0) {
+		const uint64_t low = slot_low(slot);
+
+		j->native_done += slot->piece.len;
+		l->proven = true;
+		l->dst_lo = min_u64(l->dst_lo, slot->piece.dst);
+		if (slot->piece.dst + slot->piece.len > l->dst_hi)
+			l->dst_hi = slot->piece.dst + slot->piece.len;
+		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
+			j->stats.bytes[m] += st->bytes[m];
+		if (j->stale)
+			lower_fail(j, low);
+		else if (j->stacked)
+			j->unverified_low = min_u64(j->unverified_low, low);
+		return;
+	}
+	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION) &&
+	    !j->error) {
+		/* Refused before any piece succeeded: the pair cannot copy, stop asking. */
+		const bool refuses = ret == -EOPNOTSUPP && !l->proven;
+
+		ret = emulate_slot(j, slot);
+		if (!ret && refuses) {
+			l->refused = true;
+			ret = emulate_unsplit(j, l);
+		}
+		if (!ret)
+			return;
+	}
+	adopt_error(j->src, l->src);
+	adopt_error(j->dst, l->dst);
+	lower_fail(j, slot_low(slot));
+	stop(j, ret == -E2BIG ? -EOPNOTSUPP : ret);
+}
+
+/* Until one piece succeeds, one at a time: a device that refuses copy refuses the first. */
+static bool window_open(const struct lane *l)
+{
+	return l->inflight < (l->proven ? l->nr_slots : 1);
+}
+
+static struct native_slot *free_slot(struct lane *l)
+{
+	if (!window_open(l))
+		return NULL;
+	for (uint32_t i = 0; i < l->nr_slots; i++)
+		if (!l->slots[i].busy)
+			return &l->slots[i];
+	return NULL;
+}
+
+static bool lane_live(const struct lane *l)
+{
+	return l->backend && !l->refused;
 }
 
 /*
  * Native commands bypass a block device's page cache.  Before: write back
- * what is dirty on both ends, so that no later writeback lands on top of
- * the copy.  After: drop the destination's cached pages, so that the next
- * buffered read sees the copy.
+ * what is dirty on both ends (and on the leaves under a stack), so that no
+ * later writeback lands on top of the copy.  After: drop the destination's
+ * cached pages, so that the next buffered read sees the copy.
  */
-static int flush_caches(struct blkcopy_job *j)
+static int flush_dev(const struct blkcopy_dev *d)
 {
-	if (j->src->kind != BLKCOPY_KIND_FILE && fdatasync(j->src->fd))
-		return -errno;
-	if (j->dst->kind != BLKCOPY_KIND_FILE && fdatasync(j->dst->fd))
-		return -errno;
-	return 0;
+	return d->kind != BLKCOPY_KIND_FILE && fdatasync(d->fd) ? -errno : 0;
 }
 
-static void invalidate_dst(struct blkcopy_job *j)
+static void invalidate(const struct blkcopy_dev *d, uint64_t off, uint64_t len)
 {
-	if (j->dst->kind != BLKCOPY_KIND_FILE)
-		posix_fadvise(j->dst->fd, (off_t)j->dst_off, (off_t)j->total, POSIX_FADV_DONTNEED);
+	if (d->kind != BLKCOPY_KIND_FILE && len)
+		posix_fadvise(d->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 }
 
-static void native_complete(struct blkcopy_job *j, struct native_slot *slot, int ret,
-			    const struct bc_copy_stats *st)
+static int flush_lane(struct blkcopy_job *j, struct lane *l)
 {
-	if (slot->busy) {
-		slot->busy = false;
-		j->inflight--;
+	int ret = 0;
+
+	l->flushed = true;
+	if (!j->native_started) {
+		j->native_started = true;
+		ret = flush_dev(j->src);
+		if (!ret)
+			ret = flush_dev(j->dst);
 	}
-	if (ret == 0) {
-		j->native_done += slot->piece.len;
-		j->native_proven = true;
-		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
-			j->stats.bytes[m] += st->bytes[m];
-		return;
-	}
-	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION))
-		ret = fall_back(j, slot);
-	if (ret) {
-		if (slot->piece.dst < j->native_fail_low)
-			j->native_fail_low = slot->piece.dst;
-		stop(j, ret == -E2BIG ? -EOPNOTSUPP : ret);
-	}
-}
-
-/* Until one piece succeeds, one at a time: a device that refuses copy refuses the first. */
-static bool window_open(const struct blkcopy_job *j)
-{
-	return j->inflight < (j->native_proven ? j->nr_slots : 1);
-}
-
-static struct native_slot *free_slot(struct blkcopy_job *j)
-{
-	if (!window_open(j))
-		return NULL;
-	for (uint32_t i = 0; i < j->nr_slots; i++)
-		if (!j->slots[i].busy)
-			return &j->slots[i];
-	return NULL;
+	if (!ret && l->src != j->src)
+		ret = flush_dev(l->src);
+	if (!ret && l->dst != j->dst)
+		ret = flush_dev(l->dst);
+	return ret;
 }
 
 static void native_issue(struct blkcopy_job *j)
 {
-	struct native_slot *slot;
+	for (uint32_t i = 0; i < j->nr_lanes && !j->error; i++) {
+		struct lane *l = j->lanes[i];
+		struct native_slot *slot;
 
-	while (j->native_left && (slot = free_slot(j))) {
-		struct bc_copy_stats st = { 0 };
-		int ret;
+		if (!lane_live(l))
+			continue;
+		while (!j->error && (slot = free_slot(l))) {
+			struct bc_copy_stats st = { 0 };
+			int ret;
 
-		if (!bc_split_next(&j->nsplit, slot->segs, j->nsegs_cap, &slot->piece)) {
-			j->native_left = false;
-			return;
+			if (!lane_next_piece(l, slot))
+				break;
+			if (!l->flushed) {
+				ret = flush_lane(j, l);
+				if (ret) {
+					lower_fail(j, slot_low(slot));
+					stop(j, ret);
+					return;
+				}
+			}
+			if (!l->queue) {
+				ret = l->backend->copy(l->src, l->dst, slot->segs, &slot->piece, &st);
+				native_complete(j, l, slot, ret, &st);
+				return;	/* one synchronous piece per call: callers stay responsive */
+			}
+			slot->busy = true;
+			l->inflight++;
+			ret = l->backend->queue_submit(l->queue, slot->segs, &slot->piece,
+						       (uint32_t)(slot - l->slots));
+			if (ret)
+				native_complete(j, l, slot, ret, &st);
 		}
-		if (!j->queue) {
-			ret = j->native->copy(j->src, j->dst, slot->segs, &slot->piece, &st);
-			native_complete(j, slot, ret, &st);
-			return;		/* one synchronous piece per call: callers stay responsive */
-		}
-		slot->busy = true;
-		j->inflight++;
-		ret = j->native->queue_submit(j->queue, slot->segs, &slot->piece,
-					      (uint32_t)(slot - j->slots));
-		if (ret)
-			native_complete(j, slot, ret, &st);
 	}
 }
 
-static void native_reap(struct blkcopy_job *j, bool wait)
+static void lane_reap(struct blkcopy_job *j, struct lane *l, bool wait)
 {
 	struct bc_native_cqe cqes[MAX_NATIVE_DEPTH];
 	int n;
 
-	if (!j->queue || !j->inflight)
+	if (!l->queue || !l->inflight)
 		return;
-	n = j->native->queue_reap(j->queue, cqes, MAX_NATIVE_DEPTH, wait);
+	n = l->backend->queue_reap(l->queue, cqes, MAX_NATIVE_DEPTH, wait);
 	if (n < 0) {
 		/* The queue broke: what it held is lost, so none of it counts as written. */
-		for (uint32_t i = 0; i < j->nr_slots; i++) {
-			if (j->slots[i].busy && j->slots[i].piece.dst < j->native_fail_low)
-				j->native_fail_low = j->slots[i].piece.dst;
-			j->slots[i].busy = false;
+		for (uint32_t i = 0; i < l->nr_slots; i++) {
+			if (l->slots[i].busy)
+				lower_fail(j, slot_low(&l->slots[i]));
+			l->slots[i].busy = false;
 		}
-		j->inflight = 0;
+		l->inflight = 0;
 		stop(j, n);
 		return;
 	}
@@ -392,67 +914,112 @@ static void native_reap(struct blkcopy_job *j, bool wait)
 		struct bc_copy_stats st = { 0 };
 		struct native_slot *slot;
 
-		if (cqes[i].tag >= j->nr_slots || !j->slots[cqes[i].tag].busy)
+		if (cqes[i].tag >= l->nr_slots || !l->slots[cqes[i].tag].busy)
 			continue;	/* not ours: never trust a tag blindly */
-		slot = &j->slots[cqes[i].tag];
+		slot = &l->slots[cqes[i].tag];
 		if (cqes[i].result == 0 && cqes[i].method < BLKCOPY_METHOD_MAX)
 			st.bytes[cqes[i].method] = slot->piece.len;
-		native_complete(j, slot, cqes[i].result, &st);
+		native_complete(j, l, slot, cqes[i].result, &st);
 	}
 }
 
-/* Move native work along without blocking. */
-static void native_step(struct blkcopy_job *j)
+static void reap_all(struct blkcopy_job *j, bool wait)
 {
-	if (!j->native_started) {
-		int ret;
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		lane_reap(j, j->lanes[i], wait);
+}
 
-		j->native_started = true;
-		ret = flush_caches(j);
-		if (ret) {
-			stop(j, ret);
-			return;
-		}
-	}
-	native_reap(j, false);
-	native_issue(j);
-	native_reap(j, false);
+static bool native_work(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		if (lane_live(j->lanes[i]) && lane_has_work(j->lanes[i]))
+			return true;
+	return false;
 }
 
 static bool native_active(const struct blkcopy_job *j)
 {
-	return j->native_left || j->inflight;
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		if (j->lanes[i]->inflight)
+			return true;
+	return native_work(j);
 }
 
 /* Native work that could go now, without waiting for a completion. */
 static bool native_ready(const struct blkcopy_job *j)
 {
-	return j->native_left && window_open(j);
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		const struct lane *l = j->lanes[i];
+
+		if (lane_live(l) && lane_has_work(l) && window_open(l))
+			return true;
+	}
+	return false;
 }
 
-/* Block until either engine has a completion, a signal, or @timeout_ms. */
-static void wait_both(struct blkcopy_job *j, int timeout_ms)
+/* Move the job along without blocking. */
+static void step(struct blkcopy_job *j)
 {
-	struct epoll_event ev[2];
+	reap_all(j, false);
+	plan_more(j);
+	if (j->stacked && !j->error && native_work(j) &&
+	    bc_now_ms() - j->verified_ms >= VERIFY_MS) {
+		int ret = verify_stacks(j);
 
-	if (j->epfd >= 0)
-		epoll_wait(j->epfd, ev, 2, timeout_ms);
-	else
-		native_reap(j, true);
+		if (ret) {
+			go_stale(j, ret);
+			return;
+		}
+	}
+	native_issue(j);
+	reap_all(j, false);
 }
 
-static void finish_up(struct bc_emu *emu, struct blkcopy_job *j)
+/* Block until some engine has a completion, a signal, or @timeout_ms. */
+static void wait_any(struct blkcopy_job *j, int timeout_ms)
+{
+	struct epoll_event ev[4];
+	bool queued = false;
+
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		queued |= j->lanes[i]->queue != NULL;
+	if (queued) {
+		epoll_wait(j->epfd, ev, 4, timeout_ms);
+		return;
+	}
+	reap_all(j, true);
+}
+
+static void finish_up(struct blkcopy_job *j)
 {
 	uint64_t done, low;
 	int err;
 
-	bc_emu_state(emu, &done, &low, &err);
+	bc_emu_state(j->emu, &done, &low, &err);
 	if (!j->error && err)
 		j->error = err;
 	if (!j->error && j->cancelled)
 		j->error = -ECANCELED;
-	if (j->native_started)
-		invalidate_dst(j);
+	/* Native bytes count only once a table check after them has passed. */
+	if (j->native_started && j->stacked && !j->stale) {
+		int ret = verify_stacks(j);
+
+		if (ret) {
+			j->stale = true;
+			lower_fail(j, j->unverified_low);
+			if (!j->error)
+				j->error = ret;
+		}
+	}
+	if (j->native_started) {
+		invalidate(j->dst, j->dst_off, j->total);
+		for (uint32_t i = 0; i < j->nr_lanes; i++) {
+			const struct lane *l = j->lanes[i];
+
+			if (l->dst != j->dst && l->dst_lo < l->dst_hi)
+				invalidate(l->dst, l->dst_lo, l->dst_hi - l->dst_lo);
+		}
+	}
 	/* fdatasync on a block device also flushes the drive's volatile cache. */
 	if (!j->error && (j->flags & BLKCOPY_SYNC) && fdatasync(j->dst->fd))
 		j->error = -errno;
@@ -468,26 +1035,26 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 
 		if (j->cancelled && !j->error)
 			stop(j, -ECANCELED);
-		if (native_active(j))
-			native_step(j);
+		step(j);
 		if (timeout_ms > 0) {
 			int64_t left = deadline - bc_now_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
 
-		int idle = bc_emu_run(j->emu, native_active(j) ? 0 : wait);
+		bool busy = native_active(j) || plan_ready(j);
+		int idle = bc_emu_run(j->emu, busy ? 0 : wait);
 		if (idle < 0)
-			j->native_left = false;	/* the ring failed: finish with its error */
-		if (idle != 0 && !native_active(j)) {
-			finish_up(j->emu, j);
+			stop(j, idle);	/* the ring failed: finish with its error */
+		if (idle != 0 && !native_active(j) && j->planned_all) {
+			finish_up(j);
 			break;
 		}
 		if (timeout_ms == 0 || (timeout_ms > 0 && bc_now_ms() >= deadline))
 			return 0;
-		if (native_ready(j))
+		if (native_ready(j) || plan_ready(j))
 			continue;
 		if (native_active(j))
-			wait_both(j, wait);
+			wait_any(j, wait);
 		/* Back to the caller after one blocking pass: a signal may want an answer. */
 		return 0;
 	}
@@ -505,13 +1072,17 @@ void blkcopy_job_progress(const struct blkcopy_job *j, struct blkcopy_progress *
 	int err;
 
 	bc_emu_state(j->emu, &edone, &low, &err);
-	if (j->native_left && j->nsplit.dst < low)
-		low = j->nsplit.dst;
-	for (uint32_t i = 0; i < j->nr_slots; i++)
-		if (j->slots[i].busy && j->slots[i].piece.dst < low)
-			low = j->slots[i].piece.dst;
-	if (j->native_fail_low < low)
-		low = j->native_fail_low;
+	if (!j->planned_all)
+		low = min_u64(low, j->plan.dst_pos);
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		const struct lane *l = j->lanes[i];
+
+		low = min_u64(low, lane_unsplit_low(l));
+		for (uint32_t s = 0; s < l->nr_slots; s++)
+			if (l->slots[s].busy)
+				low = min_u64(low, slot_low(&l->slots[s]));
+	}
+	low = min_u64(low, min_u64(j->native_fail_low, j->unverified_low));
 	*p = (struct blkcopy_progress){
 		.total = j->total,
 		.done = j->native_done + edone,
@@ -532,7 +1103,7 @@ void blkcopy_job_cancel(struct blkcopy_job *j)
 
 int blkcopy_job_fd(const struct blkcopy_job *j)
 {
-	return j->epfd >= 0 ? j->epfd : bc_emu_fd(j->emu);
+	return j->epfd;
 }
 
 ssize_t blkcopy_job_finish(struct blkcopy_job *j, struct blkcopy_progress *res)
@@ -546,19 +1117,7 @@ ssize_t blkcopy_job_finish(struct blkcopy_job *j, struct blkcopy_progress *res)
 	if (res)
 		blkcopy_job_progress(j, res);
 	ret = j->error ? j->error : (ssize_t)j->total;
-
-	if (j->native)
-		free_native(j);
-	if (j->epfd >= 0)
-		close(j->epfd);
-	bc_emu_destroy(j->emu);
-	while (j->fallbacks) {
-		struct fallback *f = j->fallbacks;
-		j->fallbacks = f->next;
-		free(f);
-	}
-	free(j->spans);
-	free(j);
+	free_job(j);
 	return ret;
 }
 
@@ -612,6 +1171,8 @@ const char *blkcopy_strerror(int err)
 	case EADDRINUSE: return "source range overlaps the destination";
 	case EOPNOTSUPP: return "native copy not available and emulation forbidden";
 	case ECANCELED: return "copy cancelled";
+	case ESTALE: return "a device-mapper table under the copy changed or was suspended during it";
+	case EBUSY: return "device busy (a suspended device-mapper device, or claimed by another user)";
 	case ENOTBLK: return "not a block device or regular file";
 	}
 	return strerror(err < 0 ? -err : err);

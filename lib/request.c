@@ -39,6 +39,97 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 }
 
 /* Report an error about range @i. */
+static int bad(size_t *bad_range, size_t i, int err);
+
+/* Bytes of a leaf, as the destination's footprint. */
+struct extent {
+	const struct blkcopy_dev *leaf;
+	uint64_t off, len;
+};
+
+/*
+ * The destination's footprint on the leaves under it, merged where a leaf's
+ * pieces continue each other (a stripe's chunks do): a handful of extents
+ * for linear and striped tables, however long the copy.
+ */
+static int footprint(const struct blkcopy_dev *dst, uint64_t dst_off, uint64_t total,
+		     struct extent **extp, size_t *nrp)
+{
+	struct extent *ext = NULL;
+	size_t n = 0, cap = 0;
+
+	for (uint64_t pos = 0; pos < total;) {
+		struct blkcopy_dev *leaf;
+		uint64_t off, run = bc_stack_map(dst, dst_off + pos, total - pos, &leaf, &off);
+		size_t k;
+
+		if (!run) {
+			free(ext);
+			return -EIO;
+		}
+		for (k = 0; k < n; k++)
+			if (ext[k].leaf == leaf && ext[k].off + ext[k].len == off)
+				break;
+		if (k < n) {
+			ext[k].len += run;
+		} else {
+			if (n == cap) {
+				struct extent *e = realloc(ext, (cap = cap ? 2 * cap : 8) * sizeof(*e));
+				if (!e) {
+					free(ext);
+					return -ENOMEM;
+				}
+				ext = e;
+			}
+			ext[n++] = (struct extent){ .leaf = leaf, .off = off, .len = run };
+		}
+		pos += run;
+	}
+	*extp = ext;
+	*nrp = n;
+	return 0;
+}
+
+/*
+ * Two different dm devices, or a dm device and what lies under it, can put
+ * a source and the destination on the same bytes: compare on the leaves.
+ */
+static int stacked_overlap(const struct blkcopy_dev *src, const struct blkcopy_range *ranges,
+			   size_t nr, const struct blkcopy_dev *dst, uint64_t dst_off,
+			   uint64_t total, size_t *bad_range)
+{
+	struct extent *ext;
+	size_t n;
+	int ret = footprint(dst, dst_off, total, &ext, &n);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < nr && !ret; i++) {
+		for (uint64_t pos = 0; pos < ranges[i].len && !ret;) {
+			struct blkcopy_dev *leaf;
+			uint64_t off, sbase, dbase;
+			uint64_t run = bc_stack_map(src, ranges[i].offset + pos, ranges[i].len - pos,
+						    &leaf, &off);
+
+			if (!run) {
+				ret = -EIO;
+				break;
+			}
+			for (size_t k = 0; k < n; k++) {
+				if (bc_same_medium(leaf, ext[k].leaf, &sbase, &dbase) &&
+				    overlaps(sbase + off, run, dbase + ext[k].off, ext[k].len)) {
+					ret = bad(bad_range, i, -EADDRINUSE);
+					break;
+				}
+			}
+			pos += run;
+		}
+	}
+	free(ext);
+	return ret;
+}
+
+/* Report an error about range @i. */
 static int bad(size_t *bad_range, size_t i, int err)
 {
 	if (bad_range)
@@ -104,6 +195,11 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 		for (i = 0; i < nr; i++)
 			if (overlaps(sbase + ranges[i].offset, ranges[i].len, dbase + dst_off, total))
 				return bad(bad_range, i, -EADDRINUSE);
+	}
+	if (src->stack || dst->stack) {
+		int ret = stacked_overlap(src, ranges, nr, dst, dst_off, total, bad_range);
+		if (ret)
+			return ret;
 	}
 
 	if (totalp)

@@ -461,6 +461,47 @@ static void usage_limits(FILE *f)
 		prog);
 }
 
+static void mapping_json(const struct blkcopy_dev *d)
+{
+	struct blkcopy_mapping m;
+
+	fputs(",\"mapping\":[", stdout);
+	for (size_t k = 0; blkcopy_get_mapping(d, k, &m) == 0; k++) {
+		printf("%s{\"depth\":%u,\"start\":%" PRIu64 ",\"length\":%" PRIu64 ",\"target\":",
+		       k ? "," : "", m.depth, m.start, m.length);
+		json_string(stdout, m.target);
+		fputs(",\"device\":", stdout);
+		if (m.device)
+			json_string(stdout, m.device);
+		else
+			fputs("null", stdout);
+		printf(",\"offset\":%" PRIu64 ",\"stripe\":%u,\"stripes\":%u,\"chunk\":%" PRIu64
+		       ",\"backend\":", m.offset, m.stripe, m.stripes, m.chunk);
+		json_string(stdout, m.backend);
+		printf(",\"copy_offload\":%u}", m.copy_offload);
+	}
+	putchar(']');
+}
+
+static void mapping_text(const struct blkcopy_dev *d)
+{
+	struct blkcopy_mapping m;
+
+	for (size_t k = 0; blkcopy_get_mapping(d, k, &m) == 0; k++) {
+		if (!k)
+			puts("  mapping (bytes)");
+		printf("  %*s%" PRIu64 "+%" PRIu64 " %s", 2 + 2 * (int)m.depth, "", m.start, m.length,
+		       m.target);
+		if (m.stripes > 1)
+			printf(" stripe %u/%u chunk %" PRIu64, m.stripe, m.stripes, m.chunk);
+		if (m.device)
+			printf(" -> %s@%" PRIu64 " (%s%s)\n", m.device, m.offset, m.backend,
+			       m.copy_offload ? "" : ", offload off");
+		else
+			puts(" (emulated through the dm node)");
+	}
+}
+
 static void limits_json(const struct blkcopy_info *i, bool first)
 {
 	printf("%s{\"device\":", first ? "" : ",");
@@ -472,7 +513,7 @@ static void limits_json(const struct blkcopy_info *i, bool first)
 	printf(",\"logical_block_size\":%u,\"capacity\":%" PRIu64 ",\"read_only\":%s"
 	       ",\"partition\":%s,\"partition_start\":%" PRIu64
 	       ",\"copy_offload\":%u,\"max_copy_sectors\":%" PRIu64
-	       ",\"max_copy_nr_ranges\":%u,\"max_copy_range_sectors\":%" PRIu64 "}",
+	       ",\"max_copy_nr_ranges\":%u,\"max_copy_range_sectors\":%" PRIu64,
 	       i->logical_block_size, i->capacity, i->read_only ? "true" : "false",
 	       i->partition ? "true" : "false", i->partition_start, i->limits.copy_offload,
 	       i->limits.max_copy_sectors, i->limits.max_copy_nr_ranges,
@@ -533,10 +574,14 @@ static int cmd_limits(int argc, char **argv)
 			continue;
 		}
 		blkcopy_get_info(d, &info);
-		if (json)
+		if (json) {
 			limits_json(&info, !shown);
-		else
+			mapping_json(d);
+			putchar('}');
+		} else {
 			limits_text(&info);
+			mapping_text(d);
+		}
 		shown++;
 		blkcopy_close(d);
 	}

@@ -50,6 +50,7 @@ struct chunk {
 struct run {
 	struct run *next;
 	struct bc_splitter split;
+	struct bc_span own[];	/* the spans, when the caller's may not outlive the run */
 };
 
 struct bc_emu {
@@ -69,6 +70,7 @@ struct bc_emu {
 	uint32_t inflight;	/* SQEs submitted or queued, not yet reaped */
 
 	struct run *runs, *runs_tail;
+	size_t nr_runs;
 	struct bc_span *split_tmp;
 
 	uint64_t done;
@@ -178,7 +180,8 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 	return 0;
 }
 
-int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst)
+int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst,
+	       bool copy)
 {
 	struct run *r;
 	int ret;
@@ -188,9 +191,13 @@ int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_
 		if (ret)
 			return ret;
 	}
-	r = calloc(1, sizeof(*r));
+	r = calloc(1, sizeof(*r) + (copy ? nr * sizeof(*spans) : 0));
 	if (!r)
 		return -ENOMEM;
+	if (copy) {
+		memcpy(r->own, spans, nr * sizeof(*spans));
+		spans = r->own;
+	}
 	/* Chunks are sized at setup, so the limits are known only now. */
 	const struct bc_split_limits lim = {
 		.max_piece_bytes = e->p.chunk_size,
@@ -208,7 +215,13 @@ int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_
 	else
 		e->runs = r;
 	e->runs_tail = r;
+	e->nr_runs++;
 	return 0;
+}
+
+size_t bc_emu_queued(const struct bc_emu *e)
+{
+	return e->nr_runs;
 }
 
 void bc_emu_stop(struct bc_emu *e, int error)
@@ -231,6 +244,7 @@ static bool load_chunk(struct bc_emu *e, struct chunk *c)
 		e->runs = r->next;
 		if (!e->runs)
 			e->runs_tail = NULL;
+		e->nr_runs--;
 		free(r);
 	}
 	if (!e->runs)
@@ -494,14 +508,10 @@ void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending,
 		if (c->state != CHUNK_FREE && c->dst + c->wdone < low)
 			low = c->dst + c->wdone;
 	}
-	/* Runs are queued in destination order: the first with work left is the lowest. */
-	for (const struct run *r = e->runs; r; r = r->next) {
-		if (r->split.idx < r->split.nr_spans) {
-			if (r->split.dst < low)
-				low = r->split.dst;
-			break;
-		}
-	}
+	/* Work handed back by native copy joins the queue late, at any destination. */
+	for (const struct run *r = e->runs; r; r = r->next)
+		if (r->split.idx < r->split.nr_spans && r->split.dst < low)
+			low = r->split.dst;
 	if (e->fail_low < low)
 		low = e->fail_low;
 	*done = e->done;
