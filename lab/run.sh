@@ -18,6 +18,7 @@
 #   LAB_TIMEOUT=600          whole guest run, in seconds (also --timeout)
 #   LAB_SCRIPT_TIMEOUT=300   each tests/lab script, in seconds (in the guest)
 #   LAB_RUN=/tmp/blkcopy-lab run directory: disk images, logs (recreated each run)
+#   LAB_BUILD=build-lab      blkcopy build directory (two labs at once need two)
 #   BLKCOPY_LAB_CACHE=/var/cache/blkcopy-lab  kernel and module archive cache
 #   LAB_APT_UPDATE=1         run apt-get update before installing packages
 #   LAB_KERNEL=PKG           use this linux-image package instead of the current one
@@ -36,7 +37,7 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 LAB_RUN=${LAB_RUN:-/tmp/blkcopy-lab}
 LAB_CACHE=${BLKCOPY_LAB_CACHE:-/var/cache/blkcopy-lab}
-LAB_BUILD=$top/build-lab
+LAB_BUILD=${LAB_BUILD:-$top/build-lab}
 KEEP=0
 GUEST_ENV=()	# KEY=VALUE pairs for the guest besides the LAB_* environment
 

@@ -398,6 +398,13 @@ static struct blkcopy_dev *open_lower(struct bc_stack *s, struct bc_stack *old, 
 	ret = bc_sysfs_devname("block", devno, name, sizeof(name));
 	if (!ret) {
 		snprintf(path, sizeof(path), "/dev/%s", name);
+		/* A dm device by the name its users know, when udev or libdevmapper made one. */
+		char dm_name[128], mapper[PATH_MAX];
+		if (!bc_sysfs_read(devno, "dm/name", dm_name, sizeof(dm_name))) {
+			snprintf(mapper, sizeof(mapper), "/dev/mapper/%s", dm_name);
+			if (!access(mapper, F_OK))
+				snprintf(path, sizeof(path), "%s", mapper);
+		}
 		/* No O_EXCL below: dm holds these devices itself. */
 		ret = bc_open_depth(path, s->open_flags & ~BLKCOPY_OPEN_EXCL, s->depth + 1, &d);
 	}
@@ -530,6 +537,13 @@ int bc_stack_refresh(struct blkcopy_dev *d)
 		stack_free(s);
 		return 0;	/* unchanged: keep the legs and their probes */
 	}
+	if (old && d->jobs) {
+		/* A job running on this handle still maps through the old legs: keep them. */
+		stack_free(s);
+		snprintf(d->error, sizeof(d->error), "device-mapper: the table of %.48s changed",
+			 old->name);
+		return -ESTALE;
+	}
 	open_legs(s, old, why, sizeof(why));
 	stack_free(old);
 	d->stack = s;
@@ -628,8 +642,8 @@ static int find_leg(const struct blkcopy_dev *d, uint32_t depth, size_t *left,
 					.target = t->type,
 					.device = lower ? lower->path : NULL,
 					.offset = lower ? t->legs[l].offset : 0,
-					.stripe = t->striped ? l : 0,
-					.stripes = t->striped ? t->nr_legs : 1,
+					.stripe = t->striped && t->nr_legs ? l : 0,
+					.stripes = t->striped && t->nr_legs ? t->nr_legs : 1,
 					.chunk = t->chunk,
 					.backend = lower && lower->backend ? lower->backend->name
 									   : "emulate",

@@ -57,6 +57,7 @@ struct blkcopy_dev {
 	bool offload_off;	/* the user switched native copy off */
 	struct bc_stack *stack;	/* dm: the table, re-read for every request; else NULL */
 	int depth;		/* 0: opened by the caller; n: n tables above it */
+	unsigned int jobs;	/* jobs running on this handle: its stack must stay */
 	const struct bc_backend *backend;	/* native backend, or NULL */
 	void *backend_data;
 	char reason[160];	/* why native copy is or is not available */

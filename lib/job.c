@@ -191,7 +191,9 @@ static int check_all_native(const struct blkcopy_dev *src, const struct bc_span 
 			    size_t nr, const struct blkcopy_dev *dst, uint64_t dst_off,
 			    unsigned int flags)
 {
+	const struct blkcopy_dev *pairs[MAX_LANES][2];
 	const struct blkcopy_dev *last_src = NULL, *last_dst = NULL;
+	uint32_t nr_pairs = 0;
 	struct bc_split_limits sl;
 	struct blkcopy_limits lim;
 	struct run_iter it;
@@ -203,9 +205,20 @@ static int check_all_native(const struct blkcopy_dev *src, const struct bc_span 
 	run_iter_init(&it, src, spans, nr, dst, dst_off);
 	while ((ret = run_next(&it, &r)) > 0) {
 		if (r.src != last_src || r.dst != last_dst) {
+			uint32_t k = 0;
+
 			if (!native_pair(r.src, r.dst, &lim) ||
 			    bc_split_limits_from(&lim, pair_align(r.src, r.dst), &sl))
 				return -EOPNOTSUPP;
+			/* The job keeps MAX_LANES pairs; runs on more would be emulated. */
+			while (k < nr_pairs && (pairs[k][0] != r.src || pairs[k][1] != r.dst))
+				k++;
+			if (k == nr_pairs) {
+				if (nr_pairs == MAX_LANES)
+					return -EOPNOTSUPP;
+				pairs[nr_pairs][0] = r.src;
+				pairs[nr_pairs++][1] = r.dst;
+			}
 			last_src = r.src;
 			last_dst = r.dst;
 		}
@@ -225,8 +238,13 @@ static int refresh_stacks(struct blkcopy_dev *src, struct blkcopy_dev *dst)
 	int ret = -ESTALE;
 
 	for (int tries = 0; tries < 3 && ret == -ESTALE; tries++) {
-		if (bc_stack_refresh(src) == -ENOMEM || bc_stack_refresh(dst) == -ENOMEM)
+		int rs = bc_stack_refresh(src), rd = bc_stack_refresh(dst);
+
+		/* Other failures leave a device emulated through its node: not an error. */
+		if (rs == -ENOMEM || rd == -ENOMEM)
 			return -ENOMEM;
+		if (rs == -ESTALE || rd == -ESTALE)
+			return -ESTALE;	/* a running job holds the old table */
 		ret = bc_stack_verify(src);
 		if (!ret)
 			ret = bc_stack_verify(dst);
@@ -666,6 +684,8 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 	ret = plan_batch(j);
 	if (ret < 0)
 		goto fail;
+	src->jobs++;
+	dst->jobs++;
 	*jobp = j;
 	return 0;
 fail:
@@ -1117,6 +1137,8 @@ ssize_t blkcopy_job_finish(struct blkcopy_job *j, struct blkcopy_progress *res)
 	if (res)
 		blkcopy_job_progress(j, res);
 	ret = j->error ? j->error : (ssize_t)j->total;
+	j->src->jobs--;
+	j->dst->jobs--;
 	free_job(j);
 	return ret;
 }

@@ -378,11 +378,15 @@ static int run_copy(struct copy_args *a)
 	if (ret) {
 		blkcopy_check(src, a->ranges.v, a->ranges.n, dst, a->dst_off, a->opts.flags, &bad);
 		report_invalid(ret, a, bad);
+		/* A refusal may come with the device's reason (a suspended dm device). */
+		const char *why = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
+		if (*why)
+			msg("copy: the device said: %s", why);
 		if (a->json) {
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)
 				p.total += a->ranges.v[i].len;
-			print_json(&p, 0, a->ranges.n, ret, NULL);
+			print_json(&p, 0, a->ranges.n, ret, why);
 		}
 		goto out;
 	}
