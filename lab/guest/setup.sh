@@ -13,6 +13,45 @@
 #   LUN_FILEIO LUN_RDMCP LUN_IBLOCK LUN_4K LUN_PART LUN_DM   LIO over tcm_loop
 #       (LUN_PART1/2: GPT partitions; NAME_SG: the sg node)
 #   DM_LINEAR DM_STRIPED   device-mapper over NVME_DM (and LUN_DM)
+#   NVME_DM2  namespace 6, with a GPT: NVME_DM2_PART1/2 (only ever used under dm)
+#   LUN_STRIPE1 LUN_STRIPE2   two 32 MiB rd_mcp LUNs (LUNs 6, 7) under DM_STRIPED_LUNS
+#   DM_SPAN DM_PARTLIN DM_OVER_DM DM_STRIPED_LUNS DM_MIXED DM_ERROR DM_CRYPT
+#   DM_RO DM_SUSP DM_RELOAD   device-mapper stacks for tests/lab/50-dm.sh
+#       (DM_OVER_DM_BASE, lab-under, is a dm device held by DM_OVER_DM: only
+#       read, never a blkcopy destination, since dm holds it exclusively)
+#
+# Who owns which sectors (512-byte) of the disks under device-mapper.  The
+# tests write to these regions only through the dm devices named here (and
+# read them through the leaves to check); nothing else writes there.
+#   NVME_DM (128 MiB, whole disk held by dm):
+#       0..16383           free; 50-dm fills 1..2.1 MiB and copies it to DM_LINEAR
+#       16384..81919       lab-linear (DM_LINEAR)
+#       81920..106495      free; 10-emulate fills and copies NVME_DM 45..46 MiB and
+#                          50 MiB (sectors 92160..94207, 102401..102408) as a source
+#       106496..131071     lab-span, second part (DM_SPAN 32..44 MiB)
+#       131072..262143     lab-striped, stripe 0 (DM_STRIPED)
+#   LUN_DM (64 MiB): lab-striped, stripe 1, all of it
+#   LUN_STRIPE1, LUN_STRIPE2 (32 MiB each): lab-striped-luns, stripes 0 and 1, all
+#   NVME_DM2 (128 MiB): GPT; dm holds its partitions, so the whole disk can
+#   not be claimed by dm as well (the kernel refuses a whole-disk claim next
+#   to a partition claim): every dm device on it is over a partition.
+#       0..2047            GPT
+#       2048..67583        NVME_DM2_PART1 (32 MiB):
+#                            part. sectors 0..2047 free, 2048..34815 lab-partlin
+#                            (DM_PARTLIN), 34816..65535 free
+#       67584..260095      NVME_DM2_PART2 (94 MiB), in partition sectors:
+#                            0..65535        lab-span, first part (DM_SPAN 0..32 MiB)
+#                            65536..81919    lab-mixed, linear part (then 8 MiB of zero)
+#                            81920..90111    lab-ro (DM_RO, read-only)
+#                            90112..98303    lab-susp (DM_SUSP, suspended by tests)
+#                            98304..114687   lab-crypt (DM_CRYPT, aes-xts-plain64)
+#                            114688..131071  lab-reload (DM_RELOAD)
+#                            131072..147455  DM_RELOAD's other place (DM_RELOAD_ALT_TABLE)
+#                            147456..180223  lab-under (DM_OVER_DM_BASE); lab-over-dm
+#                                            (DM_OVER_DM) maps its sectors 4096..20479
+#                            180224..192511  free
+#       260096..262143     free, GPT backup
+#   DM_ERROR is one "error" target, over no disk.
 
 LAB_ENV_FILE=/run/lab/env
 CFS=/sys/kernel/config
@@ -23,7 +62,7 @@ MiB=1048576
 NVME_SERIAL=lab-nvme-1
 NOCOPY_SERIAL=lab-nocopy
 # nsid, env name: the QEMU command line in lab/host/guest.sh gives the limits.
-NVME_LAYOUT="1:NVME_SMALL 2:NVME_DEFAULT 3:NVME_4K 4:NVME_PART 5:NVME_DM"
+NVME_LAYOUT="1:NVME_SMALL 2:NVME_DEFAULT 3:NVME_4K 4:NVME_PART 5:NVME_DM 6:NVME_DM2"
 # The GPT of NVME_PART and LUN_PART, in 512-byte sectors: 1..64 MiB, 64..127 MiB.
 # first-lba: LIO advertises a 4 MiB optimal transfer length, which sfdisk
 # would otherwise take as the first usable sector.
@@ -36,6 +75,29 @@ start=131072, size=129024, name=lab-part2'
 # of 8-sector chunks, over NVME_DM from sector 131072 and LUN_DM from 0.
 DM_LINEAR_START=16384 DM_LINEAR_SECTORS=65536
 DM_STRIPED_CHUNK=8 DM_STRIPED_NVME_START=131072 DM_STRIPED_SECTORS=262144
+# NVME_DM2's GPT: 1..33 MiB and 33..127 MiB.
+DM2_PART_STARTS="2048 67584"
+DM2_PART_TABLE='label: gpt
+first-lba: 34
+start=2048, size=65536, name=lab-dm2-part1
+start=67584, size=192512, name=lab-dm2-part2'
+# The stacks of 50-dm.sh, in sectors (see the map above).  START: on the
+# device the table names (a partition, a disk or another dm device).
+DM_SPAN_P1_START=0 DM_SPAN_P1_SECTORS=65536		# on NVME_DM2_PART2
+DM_SPAN_P2_START=106496 DM_SPAN_P2_SECTORS=24576	# on NVME_DM
+DM_PARTLIN_START=2048 DM_PARTLIN_SECTORS=32768		# on NVME_DM2_PART1
+DM_UNDER_START=147456 DM_UNDER_SECTORS=32768		# on NVME_DM2_PART2
+DM_OVER_DM_START=4096 DM_OVER_DM_SECTORS=16384		# on lab-under
+DM_MIXED_START=65536 DM_MIXED_LINEAR=16384 DM_MIXED_ZERO=16384	# on NVME_DM2_PART2
+DM_ERROR_SECTORS=2048
+DM_RO_START=81920 DM_RO_SECTORS=8192			# on NVME_DM2_PART2
+DM_SUSP_START=90112 DM_SUSP_SECTORS=8192		# on NVME_DM2_PART2
+DM_CRYPT_START=98304 DM_CRYPT_SECTORS=16384		# on NVME_DM2_PART2
+DM_CRYPT_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+DM_RELOAD_START=114688 DM_RELOAD_ALT_START=131072 DM_RELOAD_SECTORS=16384	# on NVME_DM2_PART2
+DM_STRIPED_LUNS_CHUNK=8 DM_STRIPED_LUNS_SECTORS=131072	# 2 x LUN_STRIPE1/2
+# Modules the guest may do without: only the device that needs them is lost.
+LAB_OPTIONAL_MODULES=" ecb.ko xts.ko dm-crypt.ko "
 
 # ---------------------------------------------------------------------------
 # Reporting and the env file
@@ -46,6 +108,11 @@ setup_pass() {
 
 setup_fail() {
 	result "FAIL lab-setup-$1: $2"
+	return 1
+}
+
+setup_skip() {
+	result "SKIP lab-setup-$1: $2"
 	return 1
 }
 
@@ -101,7 +168,12 @@ setup_modules() {
 		err=$(insmod "/lab-modules/$m" $args 2>&1) || echo "insmod $m: $err"
 	done </lab-modules/load-order
 	while read -r m; do
-		[ -d "/sys/module/${m//-/_}" ] || missing+=" $m"
+		[ -d "/sys/module/${m//-/_}" ] && continue
+		if [[ $LAB_OPTIONAL_MODULES == *" $m.ko "* ]]; then
+			result "INFO optional module $m is not loaded"
+			continue
+		fi
+		missing+=" $m"
 	done </lab-modules/want
 	[ -z "$missing" ] || { setup_fail modules "not loaded:$missing"; return 1; }
 	grep -q " $CFS " /proc/mounts || mount -t configfs configfs "$CFS"
@@ -144,14 +216,16 @@ nvme_ng_node() {
 # nvme_export NSID NAME: env entries of one namespace, with its copy limits
 # as the namespace reports them (MSRC is 0-based: ranges = MSRC + 1).
 nvme_export() {
-	local nsid=$1 name=$2 dev ng js
+	local nsid=$1 name=$2 dev ng js mssrl mcl msrc
 	dev=$(nvme_ns_disk "$nsid")
 	env_device "$name" "$dev" nvme
 	env_set "${name}_NSID" "$nsid"
 	js=$(nvme id-ns "$dev" -o json 2>/dev/null) || { setup_fail nvme "nvme id-ns $dev failed"; return 1; }
-	env_set "${name}_MSSRL" "$(jq -r '.mssrl // 0' <<<"$js")"
-	env_set "${name}_MCL" "$(jq -r '.mcl // 0' <<<"$js")"
-	env_set "${name}_MSRC" "$(jq -r '.msrc // 0' <<<"$js")"
+	# One jq for the three: each start costs about 0.4 s under TCG.
+	read -r mssrl mcl msrc < <(jq -r '"\(.mssrl // 0) \(.mcl // 0) \(.msrc // 0)"' <<<"$js")
+	env_set "${name}_MSSRL" "$mssrl"
+	env_set "${name}_MCL" "$mcl"
+	env_set "${name}_MSRC" "$msrc"
 	ng=$(nvme_ng_node "$dev" "$nsid") ||
 		{ setup_fail nvme "no passthrough node answering nsid $nsid for $dev"; return 1; }
 	env_set "${name}_NG" "$ng"
@@ -224,6 +298,8 @@ LIO_LUNS=(
 	"3 LUN_4K fileio_1/lab_4k fd_dev_name=/tmp/lun-4k.img,fd_dev_size=$((64 * MiB)) block_size=4096 64"
 	"4 LUN_PART fileio_2/lab_part fd_dev_name=/tmp/lun-part.img,fd_dev_size=$((128 * MiB)) - 128"
 	"5 LUN_DM rd_mcp_1/lab_rddm rd_pages=16384 - 64"
+	"6 LUN_STRIPE1 rd_mcp_2/lab_stripe1 rd_pages=8192 - 32"
+	"7 LUN_STRIPE2 rd_mcp_3/lab_stripe2 rd_pages=8192 - 32"
 )
 TCM_WWN=naa.5001405000000001
 TCM_NEXUS=naa.5001405000000002
@@ -231,6 +307,19 @@ TCM_NEXUS=naa.5001405000000002
 lun_serial() {
 	local n=${1#LUN_}
 	echo "lab-lun-${n,,}"
+}
+
+# naa_key SERIAL: what of a unit serial reaches the NAA designator LIO makes
+# from it (target_core_spc.c: the serial's hex digits only, 25 at most, the
+# rest zeros).  Two LUNs with one key share a designator, and an EXTENDED
+# COPY naming one may land on the other: "lab-lun-dm" and "lab-lun-dms0"
+# would (a, b, d, then zeros).
+naa_key() {
+	local h=${1//[^0-9a-fA-F]/}
+	h=${h,,}
+	h=${h:0:25}
+	while [[ $h == *0 ]]; do h=${h%0}; done
+	echo "$h"
 }
 
 # lio_backstore STORE CONTROL ATTR SERIAL: create and enable a backstore.
@@ -300,7 +389,15 @@ lio_export() {
 }
 
 setup_lio() {
-	local l lun name store control attr mib err t=$TGT/loopback/$TCM_WWN/tpgt_1 ok=0
+	local l lun name store control attr mib err t=$TGT/loopback/$TCM_WWN/tpgt_1 ok=0 k
+	local -A keys=()
+	for l in "${LIO_LUNS[@]}"; do
+		read -r lun name store control attr mib <<<"$l"
+		k=$(naa_key "$(lun_serial "$name")")
+		[ -z "${keys[$k]:-}" ] ||
+			{ setup_fail lio "$name and ${keys[$k]} would share one NAA designator (serial hex digits '$k')"; return 1; }
+		keys[$k]=$name
+	done
 	for l in "${LIO_LUNS[@]}"; do
 		read -r lun name store control attr mib <<<"$l"
 		err=$(lio_backstore "$store" "$control" "$attr" "$(lun_serial "$name")" 2>&1) ||
@@ -335,17 +432,21 @@ part_node() {
 	return 1
 }
 
-# setup_gpt NAME: partition ${NAME} and export ${NAME}1 and ${NAME}2.
+# setup_gpt NAME [SUFFIX TABLE STARTS]: partition ${NAME} with TABLE (default
+# PART_TABLE, partitions starting at the sectors STARTS) and export
+# ${NAME}${SUFFIX}1 and ${NAME}${SUFFIX}2.
 setup_gpt() {
-	local name=$1 disk=${!1:-} kind=${1%%_*} n p what start
+	local name=$1 disk=${!1:-} kind=${1%%_*} sfx=${2:-} table=${3:-$PART_TABLE} starts=${4:-$PART_STARTS}
+	local n p what start
 	what=part-${name,,}
 	what=${what//_/-}
 	[ -n "$disk" ] || { setup_fail "$what" "$name is not set up"; return 1; }
 	kind=$([ "$kind" = NVME ] && echo nvme || echo scsi)
-	printf '%s\n' "$PART_TABLE" | sfdisk -q "$disk" >/tmp/sfdisk.out 2>&1 ||
+	printf '%s\n' "$table" | sfdisk -q "$disk" >/tmp/sfdisk.out 2>&1 ||
 		{ setup_fail "$what" "sfdisk $disk: $(tr '\n' ' ' </tmp/sfdisk.out)"; return 1; }
 	wait_until 10 part_node "$disk" 2 >/dev/null || partx -a "$disk" 2>/dev/null
-	set -- $PART_STARTS
+	name=$name$sfx
+	set -- $starts
 	for n in 1 2; do
 		p=$(wait_until 10 part_node "$disk" "$n" >/dev/null && part_node "$disk" "$n") ||
 			{ setup_fail "$what" "no partition $n on $disk"; return 1; }
@@ -362,10 +463,19 @@ setup_gpt() {
 # ---------------------------------------------------------------------------
 # device-mapper (no udev: libdevmapper makes the /dev/mapper nodes itself)
 
+# dm_create NAME TABLE [OPTION...]: a table of several lines goes through
+# stdin (--table takes one line).
 dm_create() {
-	local err
-	err=$(DM_DISABLE_UDEV=1 dmsetup create "$1" --table "$2" 2>&1) || { echo "$err"; return 1; }
-	wait_until 10 test -b "/dev/mapper/$1" || { echo "no /dev/mapper/$1"; return 1; }
+	local err name=$1 table=$2
+	shift 2
+	if [[ $table == *$'\n'* ]]; then
+		err=$(printf '%s\n' "$table" | DM_DISABLE_UDEV=1 dmsetup create "$@" "$name" 2>&1) ||
+			{ echo "$err"; return 1; }
+	else
+		err=$(DM_DISABLE_UDEV=1 dmsetup create "$@" "$name" --table "$table" 2>&1) ||
+			{ echo "$err"; return 1; }
+	fi
+	wait_until 10 test -b "/dev/mapper/$name" || { echo "no /dev/mapper/$name"; return 1; }
 }
 
 setup_dm() {
@@ -387,6 +497,155 @@ setup_dm() {
 	env_set DM_STRIPED_DEV1_OFFSET 0
 	env_set DM_STRIPED_SIZE $((DM_STRIPED_SECTORS * 512))
 	setup_pass dm
+}
+
+# dm_linear_over_part NAME PART START SECTORS: the env entries of a dm
+# device that is one linear target over partition PART (an env name) at
+# sector START: NAME_BASE/_OFFSET (what the table names), NAME_SIZE, and
+# NAME_DISK/_DISK_OFFSET (the same bytes on the whole namespace).
+dm_linear_over_part() {
+	local name=$1 part=$2 start=$3 sectors=$4 po=${2}_OFFSET pp=${2}_PARENT
+	env_set "${name}_BASE" "${!part}"
+	env_set "${name}_OFFSET" $((start * 512))
+	env_set "${name}_SIZE" $((sectors * 512))
+	env_set "${name}_DISK" "${!pp}"
+	env_set "${name}_DISK_OFFSET" $((${!po} + start * 512))
+}
+
+# The stacks of tests/lab/50-dm.sh.  One setup step each; a failed step
+# leaves its device out and the tests that need it skip.
+setup_dm_stacks() {
+	local err p2 p1 tbl
+	if [ -z "${NVME_DM:-}" ] || [ -z "${NVME_DM2_PART1:-}" ] || [ -z "${NVME_DM2_PART2:-}" ]; then
+		setup_fail dm-stacks "NVME_DM or NVME_DM2's partitions are not set up"
+		return 1
+	fi
+	p1=$NVME_DM2_PART1 p2=$NVME_DM2_PART2
+
+	# Two namespaces end to end.
+	tbl="0 $DM_SPAN_P1_SECTORS linear $p2 $DM_SPAN_P1_START
+$DM_SPAN_P1_SECTORS $DM_SPAN_P2_SECTORS linear $NVME_DM $DM_SPAN_P2_START"
+	if err=$(dm_create lab-span "$tbl"); then
+		env_device DM_SPAN /dev/mapper/lab-span dm
+		env_set DM_SPAN_SIZE $(((DM_SPAN_P1_SECTORS + DM_SPAN_P2_SECTORS) * 512))
+		# Leaves as whole namespaces (where native copies land) ...
+		env_set DM_SPAN_DEV0 "$NVME_DM2"
+		env_set DM_SPAN_DEV0_OFFSET $((NVME_DM2_PART2_OFFSET + DM_SPAN_P1_START * 512))
+		env_set DM_SPAN_DEV0_SIZE $((DM_SPAN_P1_SECTORS * 512))
+		env_set DM_SPAN_DEV1 "$NVME_DM"
+		env_set DM_SPAN_DEV1_OFFSET $((DM_SPAN_P2_START * 512))
+		env_set DM_SPAN_DEV1_SIZE $((DM_SPAN_P2_SECTORS * 512))
+		# ... and as the table names them (the first is a partition).
+		env_set DM_SPAN_DEV0_TABLE "$p2"
+		env_set DM_SPAN_DEV0_TABLE_OFFSET $((DM_SPAN_P1_START * 512))
+		setup_pass dm-span
+	else
+		setup_fail dm-span "lab-span: $err"
+	fi
+
+	if err=$(dm_create lab-partlin "0 $DM_PARTLIN_SECTORS linear $p1 $DM_PARTLIN_START"); then
+		env_device DM_PARTLIN /dev/mapper/lab-partlin dm
+		dm_linear_over_part DM_PARTLIN NVME_DM2_PART1 "$DM_PARTLIN_START" "$DM_PARTLIN_SECTORS"
+		setup_pass dm-partlin
+	else
+		setup_fail dm-partlin "lab-partlin: $err"
+	fi
+
+	# dm over dm: lab-under is linear over NVME_DM2_PART2, lab-over-dm linear
+	# over lab-under (which it then holds: lab-under is never written directly).
+	if err=$(dm_create lab-under "0 $DM_UNDER_SECTORS linear $p2 $DM_UNDER_START") &&
+		err=$(dm_create lab-over-dm "0 $DM_OVER_DM_SECTORS linear /dev/mapper/lab-under $DM_OVER_DM_START"); then
+		env_device DM_OVER_DM /dev/mapper/lab-over-dm dm
+		env_set DM_OVER_DM_BASE /dev/mapper/lab-under
+		env_set DM_OVER_DM_OFFSET $((DM_OVER_DM_START * 512))
+		env_set DM_OVER_DM_SIZE $((DM_OVER_DM_SECTORS * 512))
+		env_set DM_OVER_DM_DISK "$NVME_DM2"
+		env_set DM_OVER_DM_DISK_OFFSET $((NVME_DM2_PART2_OFFSET + (DM_UNDER_START + DM_OVER_DM_START) * 512))
+		setup_pass dm-over-dm
+	else
+		setup_fail dm-over-dm "$err"
+	fi
+
+	if [ -z "${LUN_STRIPE1:-}" ] || [ -z "${LUN_STRIPE2:-}" ]; then
+		setup_fail dm-striped-luns "LUN_STRIPE1 or LUN_STRIPE2 is not set up"
+	elif err=$(dm_create lab-striped-luns "0 $DM_STRIPED_LUNS_SECTORS striped 2 $DM_STRIPED_LUNS_CHUNK $LUN_STRIPE1 0 $LUN_STRIPE2 0"); then
+		env_device DM_STRIPED_LUNS /dev/mapper/lab-striped-luns dm
+		env_set DM_STRIPED_LUNS_STRIPES 2
+		env_set DM_STRIPED_LUNS_CHUNK $((DM_STRIPED_LUNS_CHUNK * 512))
+		env_set DM_STRIPED_LUNS_DEV0 "$LUN_STRIPE1"
+		env_set DM_STRIPED_LUNS_DEV0_OFFSET 0
+		env_set DM_STRIPED_LUNS_DEV1 "$LUN_STRIPE2"
+		env_set DM_STRIPED_LUNS_DEV1_OFFSET 0
+		env_set DM_STRIPED_LUNS_SIZE $((DM_STRIPED_LUNS_SECTORS * 512))
+		setup_pass dm-striped-luns
+	else
+		setup_fail dm-striped-luns "lab-striped-luns: $err"
+	fi
+
+	# A linear part, then a part of a type blkcopy does not resolve.
+	tbl="0 $DM_MIXED_LINEAR linear $p2 $DM_MIXED_START
+$DM_MIXED_LINEAR $DM_MIXED_ZERO zero"
+	if err=$(dm_create lab-mixed "$tbl"); then
+		env_device DM_MIXED /dev/mapper/lab-mixed dm
+		dm_linear_over_part DM_MIXED NVME_DM2_PART2 "$DM_MIXED_START" "$DM_MIXED_LINEAR"
+		env_set DM_MIXED_LINEAR_SIZE $((DM_MIXED_LINEAR * 512))
+		env_set DM_MIXED_ZERO_OFFSET $((DM_MIXED_LINEAR * 512))
+		env_set DM_MIXED_ZERO_SIZE $((DM_MIXED_ZERO * 512))
+		env_set DM_MIXED_SIZE $(((DM_MIXED_LINEAR + DM_MIXED_ZERO) * 512))
+		setup_pass dm-mixed
+	else
+		setup_fail dm-mixed "lab-mixed: $err"
+	fi
+
+	if err=$(dm_create lab-error "0 $DM_ERROR_SECTORS error"); then
+		env_device DM_ERROR /dev/mapper/lab-error dm
+		env_set DM_ERROR_SIZE $((DM_ERROR_SECTORS * 512))
+		setup_pass dm-error
+	else
+		setup_fail dm-error "lab-error: $err"
+	fi
+
+	if ! [ -d /sys/module/dm_crypt ]; then
+		setup_skip dm-crypt "the dm-crypt module is not loaded"
+	elif err=$(dm_create lab-crypt "0 $DM_CRYPT_SECTORS crypt aes-xts-plain64 $DM_CRYPT_KEY 0 $p2 $DM_CRYPT_START"); then
+		env_device DM_CRYPT /dev/mapper/lab-crypt dm
+		dm_linear_over_part DM_CRYPT NVME_DM2_PART2 "$DM_CRYPT_START" "$DM_CRYPT_SECTORS"
+		setup_pass dm-crypt
+	else
+		setup_fail dm-crypt "lab-crypt: $err"
+	fi
+
+	if err=$(dm_create lab-ro "0 $DM_RO_SECTORS linear $p2 $DM_RO_START" --readonly) &&
+		[ "$(blockdev --getro /dev/mapper/lab-ro)" = 1 ]; then
+		env_device DM_RO /dev/mapper/lab-ro dm
+		env_set DM_RO_READ_ONLY 1
+		dm_linear_over_part DM_RO NVME_DM2_PART2 "$DM_RO_START" "$DM_RO_SECTORS"
+		setup_pass dm-ro
+	else
+		setup_fail dm-ro "lab-ro: ${err:-not read-only}"
+	fi
+
+	if err=$(dm_create lab-susp "0 $DM_SUSP_SECTORS linear $p2 $DM_SUSP_START"); then
+		env_device DM_SUSP /dev/mapper/lab-susp dm
+		env_set DM_SUSP_NAME lab-susp
+		dm_linear_over_part DM_SUSP NVME_DM2_PART2 "$DM_SUSP_START" "$DM_SUSP_SECTORS"
+		setup_pass dm-susp
+	else
+		setup_fail dm-susp "lab-susp: $err"
+	fi
+
+	# Tests swap its table for DM_RELOAD_ALT_TABLE and back to DM_RELOAD_TABLE.
+	if err=$(dm_create lab-reload "0 $DM_RELOAD_SECTORS linear $p2 $DM_RELOAD_START"); then
+		env_device DM_RELOAD /dev/mapper/lab-reload dm
+		env_set DM_RELOAD_NAME lab-reload
+		dm_linear_over_part DM_RELOAD NVME_DM2_PART2 "$DM_RELOAD_START" "$DM_RELOAD_SECTORS"
+		env_set DM_RELOAD_TABLE "0 $DM_RELOAD_SECTORS linear $p2 $DM_RELOAD_START"
+		env_set DM_RELOAD_ALT_TABLE "0 $DM_RELOAD_SECTORS linear $p2 $DM_RELOAD_ALT_START"
+		env_set DM_RELOAD_ALT_DISK_OFFSET $((NVME_DM2_PART2_OFFSET + DM_RELOAD_ALT_START * 512))
+		setup_pass dm-reload
+	else
+		setup_fail dm-reload "lab-reload: $err"
+	fi
 }
 
 # udev's /dev/block/MAJ:MIN and /dev/char/MAJ:MIN links (sg_xcopy and
@@ -414,7 +673,9 @@ lab_setup() {
 	setup_lio
 	setup_gpt NVME_PART
 	setup_gpt LUN_PART
+	setup_gpt NVME_DM2 _PART "$DM2_PART_TABLE" "$DM2_PART_STARTS"
 	setup_dm
+	setup_dm_stacks
 	make_dev_links
 	env_set LAB_DEVICES "$LAB_DEVICES"
 	while IFS= read -r l; do

@@ -17,6 +17,7 @@ NVME_NAMESPACES=(
 	"3 4k      128M logical_block_size=4096,physical_block_size=4096"
 	"4 part    128M "
 	"5 dm      128M "
+	"6 dm2     128M "
 )
 NVME_SERIAL=lab-nvme-1
 NOCOPY_SERIAL=lab-nocopy

@@ -11,7 +11,10 @@
 # Real tools (not busybox applets): their options are what the scripts use.
 GUEST_TOOLS=(bash jq sfdisk partx blockdev losetup lsblk nvme dmsetup
 	sg_inq sg_vpd sg_readcap sg_turs sg_raw sg_xcopy sg_copy_results
-	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync)
+	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync split)
+
+# The test programs of tests/lab (tests/lab/meson.build), from build-lab.
+LAB_PROGRAMS=(dm_table_change)
 
 # Busybox applets the guest must not have: the kernel would call "modprobe"
 # on its own, and the rest would only shadow nothing useful.
@@ -97,6 +100,10 @@ project_cpio() {
 		add_binary "$root" "$p" || return 1
 	done
 	add_binary "$root" "$LAB_BUILD/tools/blkcopy" || return 1
+	for p in "${LAB_PROGRAMS[@]}"; do
+		[[ -x $LAB_BUILD/tests/lab/$p ]] || { say "$LAB_BUILD/tests/lab/$p was not built"; return 1; }
+		add_binary "$root" "$LAB_BUILD/tests/lab/$p" || return 1
+	done
 	install_busybox "$root" || return 1
 	install -m 755 "$top/lab/guest/init" "$root/init" &&
 		install -m 644 "$top"/lab/guest/*.sh "$root/lab/guest/" &&

@@ -11,10 +11,13 @@
 
 # Modules the guest loads (their dependencies come from modules.dep).  The
 # CRC providers come first: t10-pi and crc-t10dif ask the crypto API for them
-# at load time and the guest has no modprobe to fetch them on demand.
+# at load time and the guest has no modprobe to fetch them on demand.  The
+# same goes for dm-crypt's cipher: "xts(aes)" needs the xts and ecb templates
+# loaded beforehand (aes itself is built in).
 LAB_MODULES=(crc64_rocksoft_generic crct10dif_generic
 	nvme sd_mod sg configfs target_core_mod target_core_file target_core_iblock tcm_loop
-	dm-mod brd loop virtio_pci virtio_blk)
+	dm-mod brd loop virtio_pci virtio_blk
+	dm-zero ecb xts dm-crypt)
 
 KPKG="" KPKGVER="" KVER="" KROOT="" MODULES_CPIO=""
 

@@ -152,6 +152,10 @@ static int scsi_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *ds
 	} else {
 		if (!a->nexus[0] || strcmp(a->nexus, b->nexus))
 			return -EOPNOTSUPP;
+		/* Two LUs that one designator names cannot be told apart by the copy manager. */
+		if (a->lu.designator_len == b->lu.designator_len &&
+		    !memcmp(a->lu.designator, b->lu.designator, a->lu.designator_len))
+			return -EOPNOTSUPP;
 		bc_scsi_limits(&a->lu, &b->lu, lim);
 	}
 	return lim->max_copy_sectors ? 0 : -EOPNOTSUPP;

@@ -97,7 +97,7 @@ case_no_emulation_refused() {
 	fill_random "$LUN_FILEIO" 56m 1m || { WHY="fill failed"; return 1; }
 	local before
 	before=$(md5_region "$LUN_FILEIO" 56m 1m)
-	bcp copy --json --no-progress --no-emulation --range 0:64k --dst-offset 56m+64k "$LUN_4K" "$LUN_FILEIO"
+	bcp copy --json --no-progress --no-emulation --range 0:64k --dst-offset $((56 * MiB + 65536)) "$LUN_4K" "$LUN_FILEIO"
 	[[ $RC -ne 0 ]] || { WHY="--no-emulation between block sizes succeeded"; return 1; }
 	json_check "$T_OUT" '.bytes == 0 and (.error | test("native copy not available"))' "expected a clean refusal" || return 1
 	[[ $(md5_region "$LUN_FILEIO" 56m 1m) == "$before" ]] || { WHY="the refused copy wrote"; return 1; }

@@ -256,8 +256,9 @@ bcp_what() {
 }
 
 # json_check FILE JQ-EXPR WHY: jq -e on FILE, WHY (with the JSON) if false.
+# An empty FILE is false too (jq 1.6 -e exits 0 on no input at all).
 json_check() {
-	if ! jq -e "$2" <"$1" >/dev/null 2>&1; then
+	if ! [[ -s $1 ]] || ! jq -e "$2" <"$1" >/dev/null 2>&1; then
 		WHY="$3 (jq '$2' on: $(head -c 400 "$1" | tr '\n' ' '))"
 		return 1
 	fi
