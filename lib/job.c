@@ -32,11 +32,24 @@ struct top_pos {
 	uint64_t dst;
 };
 
+/* A run as planned: on the leaves and on the caller's devices. */
+struct part {
+	uint64_t src;		/* leaf source offset */
+	struct top_pos top;
+	uint64_t len;
+};
+
+/* Where a segment of a piece starts: a span of its lane and an offset in it. */
+struct seg_ref {
+	size_t span;
+	uint64_t off;
+};
+
 /* A native piece between planning and completion. */
 struct native_slot {
 	struct bc_piece piece;	/* leaf offsets */
 	struct bc_span *segs;	/* leaf offsets */
-	struct top_pos *tops;	/* each segment on the caller's devices */
+	struct seg_ref *refs;	/* each segment's place in the lane's plan */
 	bool busy;
 };
 
@@ -55,13 +68,20 @@ struct lane {
 	bool flushed;
 	uint64_t dst_lo, dst_hi;	/* leaf bytes written natively, to invalidate */
 
-	/* This batch's runs, in destination order; a chain is leaf-dst contiguous. */
-	struct bc_span *runs;	/* leaf source offset, length */
-	uint64_t *run_dst;	/* leaf destination offset */
-	struct top_pos *tops;
-	size_t nr_runs, cap_runs;
-	size_t next_run;	/* first run of the next chain */
-	size_t chain;		/* first run of the chain being split */
+	/*
+	 * This batch's runs in destination order (parts), and the spans the
+	 * splitter cuts: parts that continue each other on both leaves merge,
+	 * as a stripe's chunks do, so one command can cover many of them.  A
+	 * chain is spans whose leaf destinations continue each other.
+	 */
+	struct part *parts;
+	size_t nr_parts, cap_parts;
+	struct bc_span *spans;	/* leaf source offset, length */
+	uint64_t *span_dst;	/* leaf destination offset */
+	size_t *span_part;	/* first part of each span */
+	size_t nr_spans, cap_spans;
+	size_t next_span;	/* first span of the next chain */
+	size_t chain;		/* first span of the chain being split */
 	bool splitting;
 	struct bc_splitter split;
 };
@@ -288,12 +308,13 @@ static void free_lane(struct lane *l)
 		l->backend->queue_destroy(l->queue);
 	for (uint32_t i = 0; l->slots && i < l->nr_slots; i++) {
 		free(l->slots[i].segs);
-		free(l->slots[i].tops);
+		free(l->slots[i].refs);
 	}
 	free(l->slots);
-	free(l->runs);
-	free(l->run_dst);
-	free(l->tops);
+	free(l->parts);
+	free(l->spans);
+	free(l->span_dst);
+	free(l->span_part);
 	free(l);
 }
 
@@ -333,8 +354,8 @@ static int setup_native(struct blkcopy_job *j, struct lane *l, const struct blkc
 		return -ENOMEM;
 	for (uint32_t i = 0; i < l->nr_slots; i++) {
 		l->slots[i].segs = calloc(l->nsegs_cap, sizeof(struct bc_span));
-		l->slots[i].tops = calloc(l->nsegs_cap, sizeof(struct top_pos));
-		if (!l->slots[i].segs || !l->slots[i].tops)
+		l->slots[i].refs = calloc(l->nsegs_cap, sizeof(struct seg_ref));
+		if (!l->slots[i].segs || !l->slots[i].refs)
 			return -ENOMEM;
 	}
 	return 0;
@@ -376,61 +397,107 @@ static int lane_for(struct blkcopy_job *j, struct blkcopy_dev *src, struct blkco
 	return 0;
 }
 
+/* Resize *@p to @n elements of @size bytes.  False: no memory, *@p unchanged. */
+static bool resize(void **p, size_t n, size_t size)
+{
+	void *q = realloc(*p, n * size);
+
+	if (q)
+		*p = q;
+	return q != NULL;
+}
+
 static int lane_add(struct lane *l, const struct run *r)
 {
-	if (l->nr_runs == l->cap_runs) {
-		size_t cap = l->cap_runs ? l->cap_runs * 2 : 64;
-		struct bc_span *runs = realloc(l->runs, cap * sizeof(*runs));
-		uint64_t *run_dst = runs ? realloc(l->run_dst, cap * sizeof(*run_dst)) : NULL;
-		struct top_pos *tops = run_dst ? realloc(l->tops, cap * sizeof(*tops)) : NULL;
+	if (l->nr_parts == l->cap_parts) {
+		size_t cap = l->cap_parts ? 2 * l->cap_parts : 64;
 
-		if (runs)
-			l->runs = runs;
-		if (run_dst)
-			l->run_dst = run_dst;
-		if (!tops)
+		if (!resize((void **)&l->parts, cap, sizeof(*l->parts)))
 			return -ENOMEM;
-		l->tops = tops;
-		l->cap_runs = cap;
+		l->cap_parts = cap;
 	}
-	l->runs[l->nr_runs] = (struct bc_span){ .src = r->src_off, .len = r->len };
-	l->run_dst[l->nr_runs] = r->dst_off;
-	l->tops[l->nr_runs] = r->top;
-	l->nr_runs++;
+	l->parts[l->nr_parts++] = (struct part){ .src = r->src_off, .top = r->top, .len = r->len };
+
+	if (l->nr_spans) {
+		struct bc_span *last = &l->spans[l->nr_spans - 1];
+
+		if (last->src + last->len == r->src_off &&
+		    l->span_dst[l->nr_spans - 1] + last->len == r->dst_off) {
+			last->len += r->len;
+			return 0;
+		}
+	}
+	if (l->nr_spans == l->cap_spans) {
+		size_t cap = l->cap_spans ? 2 * l->cap_spans : 64;
+
+		if (!resize((void **)&l->spans, cap, sizeof(*l->spans)) ||
+		    !resize((void **)&l->span_dst, cap, sizeof(*l->span_dst)) ||
+		    !resize((void **)&l->span_part, cap, sizeof(*l->span_part)))
+			return -ENOMEM;
+		l->cap_spans = cap;
+	}
+	l->spans[l->nr_spans] = (struct bc_span){ .src = r->src_off, .len = r->len };
+	l->span_dst[l->nr_spans] = r->dst_off;
+	l->span_part[l->nr_spans] = l->nr_parts - 1;
+	l->nr_spans++;
 	return 0;
+}
+
+/* The part holding byte @off of span @s: parts of a span continue each other on the leaf. */
+static const struct part *part_at(const struct lane *l, size_t s, uint64_t off)
+{
+	size_t lo = l->span_part[s];
+	size_t hi = s + 1 < l->nr_spans ? l->span_part[s + 1] : l->nr_parts;
+	const uint64_t src = l->spans[s].src + off;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (l->parts[mid].src <= src)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &l->parts[lo];
+}
+
+static uint64_t top_dst_at(const struct lane *l, size_t s, uint64_t off)
+{
+	const struct part *p = part_at(l, s, off);
+
+	return p->top.dst + (l->spans[s].src + off - p->src);
 }
 
 static bool lane_has_work(const struct lane *l)
 {
-	return (l->splitting && l->split.idx < l->split.nr_spans) || l->next_run < l->nr_runs;
+	return (l->splitting && l->split.idx < l->split.nr_spans) || l->next_span < l->nr_spans;
 }
 
 /* Lowest destination byte (caller's offsets) of the lane's work not yet cut into pieces. */
 static uint64_t lane_unsplit_low(const struct lane *l)
 {
 	if (l->splitting && l->split.idx < l->split.nr_spans)
-		return l->tops[l->chain + l->split.idx].dst + l->split.skip;
-	if (l->next_run < l->nr_runs)
-		return l->tops[l->next_run].dst;
+		return top_dst_at(l, l->chain + l->split.idx, l->split.skip);
+	if (l->next_span < l->nr_spans)
+		return l->parts[l->span_part[l->next_span]].top.dst;
 	return UINT64_MAX;
 }
 
-/* Cut the next piece of the lane into @slot; false when the batch's runs are all cut. */
+/* Cut the next piece of the lane into @slot; false when the batch's spans are all cut. */
 static bool lane_next_piece(struct lane *l, struct native_slot *slot)
 {
 	for (;;) {
 		if (l->splitting) {
-			size_t r = l->chain + l->split.idx;
+			size_t sp = l->chain + l->split.idx;
 			uint64_t off = l->split.skip;
 
 			if (bc_split_next(&l->split, slot->segs, l->nsegs_cap, &slot->piece)) {
-				/* Segments never straddle runs: walk the runs alongside. */
+				/* Segments never straddle spans: walk the spans alongside. */
 				for (uint32_t k = 0; k < slot->piece.nr_segs; k++) {
-					slot->tops[k] = (struct top_pos){ .src = l->tops[r].src + off,
-									  .dst = l->tops[r].dst + off };
+					slot->refs[k] = (struct seg_ref){ .span = sp, .off = off };
 					off += slot->segs[k].len;
-					if (off == l->runs[r].len) {
-						r++;
+					if (off == l->spans[sp].len) {
+						sp++;
 						off = 0;
 					}
 				}
@@ -438,28 +505,29 @@ static bool lane_next_piece(struct lane *l, struct native_slot *slot)
 			}
 			l->splitting = false;
 		}
-		if (l->next_run >= l->nr_runs)
+		if (l->next_span >= l->nr_spans)
 			return false;
-		size_t end = l->next_run + 1;
-		while (end < l->nr_runs &&
-		       l->run_dst[end] == l->run_dst[end - 1] + l->runs[end - 1].len)
+		size_t end = l->next_span + 1;
+		while (end < l->nr_spans &&
+		       l->span_dst[end] == l->span_dst[end - 1] + l->spans[end - 1].len)
 			end++;
 		/* Limits were checked when the lane was made: this cannot fail. */
-		bc_split_init(&l->split, l->runs + l->next_run, end - l->next_run,
-			      l->run_dst[l->next_run], &l->sl);
-		l->chain = l->next_run;
-		l->next_run = end;
+		bc_split_init(&l->split, l->spans + l->next_span, end - l->next_span,
+			      l->span_dst[l->next_span], &l->sl);
+		l->chain = l->next_span;
+		l->next_span = end;
 		l->splitting = true;
 	}
 }
 
-/* Forget the lane's runs not yet cut: returns the lowest destination byte among them. */
+/* Forget the lane's spans not yet cut: returns the lowest destination byte among them. */
 static uint64_t lane_drop_unsplit(struct lane *l)
 {
 	uint64_t low = lane_unsplit_low(l);
 
+	/* Pieces in flight still look their parts up: keep the arrays. */
 	l->splitting = false;
-	l->nr_runs = l->next_run = 0;
+	l->next_span = l->nr_spans;
 	return low;
 }
 
@@ -511,6 +579,24 @@ static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t 
 	return 0;
 }
 
+/* Emulate @len bytes of span @s of lane @l from @off, part by part. */
+static int emulate_span(struct blkcopy_job *j, const struct lane *l, size_t s, uint64_t off,
+			uint64_t len)
+{
+	while (len) {
+		const struct part *p = part_at(l, s, off);
+		const uint64_t d = l->spans[s].src + off - p->src;
+		const uint64_t take = min_u64(len, p->len - d);
+		int ret = emu_push(j, p->top.src + d, p->top.dst + d, take);
+
+		if (ret)
+			return ret;
+		off += take;
+		len -= take;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Planning                                                                 */
 
@@ -522,15 +608,16 @@ static void lower_fail(struct blkcopy_job *j, uint64_t low)
 		j->native_fail_low = low;
 }
 
+/* Every lane's batch cut and completed: its arrays may be reused. */
 static bool lanes_drained(const struct blkcopy_job *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
-		if (lane_has_work(j->lanes[i]))
+		if (lane_has_work(j->lanes[i]) || j->lanes[i]->inflight)
 			return false;
 	return true;
 }
 
-/* Planning waits for the lanes to cut their batch and for emulation to catch up. */
+/* Planning waits for the lanes to finish their batch and for emulation to catch up. */
 static bool plan_ready(const struct blkcopy_job *j)
 {
 	return !j->planned_all && lanes_drained(j) && bc_emu_queued(j->emu) < 2 * BATCH_RUNS;
@@ -541,8 +628,12 @@ static int plan_batch(struct blkcopy_job *j)
 	struct run r;
 	int ret = 0;
 
-	for (uint32_t i = 0; i < j->nr_lanes; i++)
-		j->lanes[i]->nr_runs = j->lanes[i]->next_run = 0;
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		struct lane *l = j->lanes[i];
+
+		l->nr_parts = l->nr_spans = l->next_span = 0;
+		l->splitting = false;
+	}
 	for (uint32_t n = 0; n < BATCH_RUNS; n++) {
 		struct lane *l = NULL;
 
@@ -730,22 +821,23 @@ static int verify_stacks(struct blkcopy_job *j)
 	return ret;
 }
 
-static uint64_t slot_low(const struct native_slot *s)
+/* A piece's parts go up in the caller's offsets: its lowest byte starts a segment. */
+static uint64_t slot_low(const struct lane *l, const struct native_slot *s)
 {
 	uint64_t low = UINT64_MAX;
 
 	for (uint32_t k = 0; k < s->piece.nr_segs; k++)
-		low = min_u64(low, s->tops[k].dst);
+		low = min_u64(low, top_dst_at(l, s->refs[k].span, s->refs[k].off));
 	return low;
 }
 
 /* Hand emulation the pieces' bytes, in the caller's offsets. */
-static int emulate_slot(struct blkcopy_job *j, const struct native_slot *s)
+static int emulate_slot(struct blkcopy_job *j, const struct lane *l, const struct native_slot *s)
 {
 	int ret = 0;
 
 	for (uint32_t k = 0; k < s->piece.nr_segs && !ret; k++)
-		ret = emu_push(j, s->tops[k].src, s->tops[k].dst, s->segs[k].len);
+		ret = emulate_span(j, l, s->refs[k].span, s->refs[k].off, s->segs[k].len);
 	return ret ? ret : emu_flush(j);
 }
 
@@ -754,18 +846,14 @@ static int emulate_unsplit(struct blkcopy_job *j, struct lane *l)
 {
 	int ret = 0;
 
-	if (l->splitting) {
-		for (size_t r = l->chain + l->split.idx; r < l->next_run && !ret; r++) {
-			uint64_t skip = r == l->chain + l->split.idx ? l->split.skip : 0;
+	size_t first = l->splitting ? l->chain + l->split.idx : l->next_span;
 
-			ret = emu_push(j, l->tops[r].src + skip, l->tops[r].dst + skip,
-				       l->runs[r].len - skip);
-		}
+	for (size_t sp = first; sp < l->nr_spans && !ret; sp++) {
+		uint64_t skip = l->splitting && sp == first ? l->split.skip : 0;
+
+		ret = emulate_span(j, l, sp, skip, l->spans[sp].len - skip);
 	}
-	for (size_t r = l->next_run; r < l->nr_runs && !ret; r++)
-		ret = emu_push(j, l->tops[r].src, l->tops[r].dst, l->runs[r].len);
-	l->splitting = false;
-	l->nr_runs = l->next_run = 0;
+	lane_drop_unsplit(l);
 	return ret ? ret : emu_flush(j);
 }
 
@@ -784,7 +872,7 @@ static void native_complete(struct blkcopy_job *j, struct lane *l, struct native
 		l->inflight--;
 	}
 	if (ret == 0) {
-		const uint64_t low = slot_low(slot);
+		const uint64_t low = slot_low(l, slot);
 
 		j->native_done += slot->piece.len;
 		l->proven = true;
@@ -804,7 +892,7 @@ static void native_complete(struct blkcopy_job *j, struct lane *l, struct native
 		/* Refused before any piece succeeded: the pair cannot copy, stop asking. */
 		const bool refuses = ret == -EOPNOTSUPP && !l->proven;
 
-		ret = emulate_slot(j, slot);
+		ret = emulate_slot(j, l, slot);
 		if (!ret && refuses) {
 			l->refused = true;
 			ret = emulate_unsplit(j, l);
@@ -814,7 +902,7 @@ static void native_complete(struct blkcopy_job *j, struct lane *l, struct native
 	}
 	adopt_error(j->src, l->src);
 	adopt_error(j->dst, l->dst);
-	lower_fail(j, slot_low(slot));
+	lower_fail(j, slot_low(l, slot));
 	stop(j, ret == -E2BIG ? -EOPNOTSUPP : ret);
 }
 
@@ -891,7 +979,7 @@ static void native_issue(struct blkcopy_job *j)
 			if (!l->flushed) {
 				ret = flush_lane(j, l);
 				if (ret) {
-					lower_fail(j, slot_low(slot));
+					lower_fail(j, slot_low(l, slot));
 					stop(j, ret);
 					return;
 				}
@@ -923,7 +1011,7 @@ static void lane_reap(struct blkcopy_job *j, struct lane *l, bool wait)
 		/* The queue broke: what it held is lost, so none of it counts as written. */
 		for (uint32_t i = 0; i < l->nr_slots; i++) {
 			if (l->slots[i].busy)
-				lower_fail(j, slot_low(&l->slots[i]));
+				lower_fail(j, slot_low(l, &l->slots[i]));
 			l->slots[i].busy = false;
 		}
 		l->inflight = 0;
@@ -1100,7 +1188,7 @@ void blkcopy_job_progress(const struct blkcopy_job *j, struct blkcopy_progress *
 		low = min_u64(low, lane_unsplit_low(l));
 		for (uint32_t s = 0; s < l->nr_slots; s++)
 			if (l->slots[s].busy)
-				low = min_u64(low, slot_low(&l->slots[s]));
+				low = min_u64(low, slot_low(l, &l->slots[s]));
 	}
 	low = min_u64(low, min_u64(j->native_fail_low, j->unverified_low));
 	*p = (struct blkcopy_progress){
