@@ -177,13 +177,7 @@ dm_copy() {
 		opts+=("$2")
 		shift 2
 	done
-	for r in "$@"; do
-		size_var v "${r%%:*}"
-		CV_OFFS+=("$v")
-		size_var v "${r#*:}"
-		CV_LENS+=("$v")
-		total=$((total + v))
-	done
+	parse_ranges "$@"
 	span=$((total + 2 * g))
 	v=${dname}_SIZE
 	if ((dstoff < g || dstoff + total + g > ${!v:-0})); then

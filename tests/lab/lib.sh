@@ -339,6 +339,19 @@ guard_sums() {
 	echo "$(md5_region "$dev" $((start - gb)) "$gb") $(md5_region "$dev" $((start + total)) "$ga")"
 }
 
+# parse_ranges OFF:LEN...: into the caller's CV_OFFS and CV_LENS arrays
+# (bytes), adding the lengths to the caller's total.
+parse_ranges() {
+	local r v
+	for r in "$@"; do
+		size_var v "${r%%:*}"
+		CV_OFFS+=("$v")
+		size_var v "${r#*:}"
+		CV_LENS+=("$v")
+		total=$((total + v))
+	done
+}
+
 copy_verify() {
 	local vias=() opts=() src dst dstoff r total=0 i dsz gb ga guards v
 	local -a CV_OFFS=() CV_LENS=() via_guards=()
@@ -352,13 +365,7 @@ copy_verify() {
 	src=$1 dst=$2
 	size_var dstoff "$3"
 	shift 3
-	for r in "$@"; do
-		size_var v "${r%%:*}"
-		CV_OFFS+=("$v")
-		size_var v "${r#*:}"
-		CV_LENS+=("$v")
-		total=$((total + v))
-	done
+	parse_ranges "$@"
 	lbs_remember "$src" "$dst"
 	for r in "${vias[@]}"; do lbs_remember "${r%:*}"; done
 
