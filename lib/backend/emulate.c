@@ -70,7 +70,7 @@ struct bc_emu {
 	uint32_t inflight;	/* SQEs submitted or queued, not yet reaped */
 
 	struct run *runs, *runs_tail;
-	size_t nr_runs;
+	size_t queued_spans;	/* in runs not yet consumed */
 	struct bc_span *split_tmp;
 
 	uint64_t done;
@@ -215,13 +215,13 @@ int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_
 	else
 		e->runs = r;
 	e->runs_tail = r;
-	e->nr_runs++;
+	e->queued_spans += nr;
 	return 0;
 }
 
 size_t bc_emu_queued(const struct bc_emu *e)
 {
-	return e->nr_runs;
+	return e->queued_spans;
 }
 
 void bc_emu_stop(struct bc_emu *e, int error)
@@ -244,7 +244,7 @@ static bool load_chunk(struct bc_emu *e, struct chunk *c)
 		e->runs = r->next;
 		if (!e->runs)
 			e->runs_tail = NULL;
-		e->nr_runs--;
+		e->queued_spans -= r->split.nr_spans;
 		free(r);
 	}
 	if (!e->runs)
