@@ -119,7 +119,7 @@ struct blkcopy_job {
 	int epfd;		/* the emulation ring and every lane's queue */
 	struct bc_span *emu_group;	/* emulated runs with a contiguous destination */
 	size_t emu_nr, emu_cap;
-	uint64_t emu_dst;
+	uint64_t emu_dst, emu_end;	/* the group's destination, first byte and past the last */
 
 	struct lane *lanes[MAX_LANES];
 	uint32_t nr_lanes;
@@ -551,16 +551,14 @@ static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t 
 
 	if (j->emu_nr) {
 		struct bc_span *last = &j->emu_group[j->emu_nr - 1];
-		uint64_t end = j->emu_dst;
 
-		for (size_t i = 0; i < j->emu_nr; i++)
-			end += j->emu_group[i].len;
-		if (end != dst) {
+		if (j->emu_end != dst) {
 			ret = emu_flush(j);
 			if (ret)
 				return ret;
 		} else if (last->src + last->len == src) {
 			last->len += len;
+			j->emu_end += len;
 			return 0;
 		}
 	}
@@ -574,8 +572,9 @@ static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t 
 		j->emu_cap = cap;
 	}
 	if (!j->emu_nr)
-		j->emu_dst = dst;
+		j->emu_dst = j->emu_end = dst;
 	j->emu_group[j->emu_nr++] = (struct bc_span){ .src = src, .len = len };
+	j->emu_end += len;
 	return 0;
 }
 
