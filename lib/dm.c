@@ -265,7 +265,8 @@ static void set_why(char *buf, size_t size, const char *fmt, const char *name, i
 
 /*
  * The table signature: what a stale mapping would change.  Types and
- * boundaries of every target and the legs of those blkcopy maps.
+ * boundaries of every target and the legs of those blkcopy maps.  (dm's
+ * event number does not move when a table is swapped: no use here.)
  */
 static char *make_signature(const struct bc_stack *s)
 {
@@ -275,7 +276,6 @@ static char *make_signature(const struct bc_stack *s)
 
 	if (!f)
 		return NULL;
-	fprintf(f, "%" PRIx32 ";", s->flags & (DM_SUSPEND_FLAG | DM_READONLY_FLAG));
 	for (size_t i = 0; i < s->nr_targets; i++) {
 		const struct bc_target *t = &s->targets[i];
 
@@ -306,7 +306,6 @@ static int read_table(int ctl, dev_t devno, struct bc_stack *s, char *why, size_
 	}
 	snprintf(s->name, sizeof(s->name), "%s", io->name);
 	s->flags = io->flags;
-	s->event_nr = io->event_nr;
 	if (!(io->flags & DM_ACTIVE_PRESENT_FLAG) || !io->target_count) {
 		snprintf(why, why_size, "device-mapper: %.48s has no active table", s->name);
 		ret = -ENXIO;
@@ -499,14 +498,13 @@ static void describe(struct blkcopy_dev *d)
 			 "minimum over its %u legs)", d->stack->name, native);
 }
 
-int bc_stack_refresh(struct blkcopy_dev *d)
+/* Read @d's table again; keep the resolution when it is unchanged, else rebuild it. */
+static int refresh_one(struct blkcopy_dev *d, bool pinned)
 {
 	struct bc_stack *s, *old = d->stack;
 	char why[sizeof(d->reason)] = "";
 	int ctl, ret;
 
-	if (d->kind != BLKCOPY_KIND_DM)
-		return 0;
 	if (d->depth > MAX_DEPTH) {
 		snprintf(d->reason, sizeof(d->reason), "device-mapper: stacked deeper than %d",
 			 MAX_DEPTH);
@@ -533,11 +531,11 @@ int bc_stack_refresh(struct blkcopy_dev *d)
 		goto fail;
 	}
 	if (old && !strcmp(old->signature, s->signature)) {
-		old->event_nr = s->event_nr;
+		old->flags = s->flags;	/* unchanged: keep the legs and their probes */
 		stack_free(s);
-		return 0;	/* unchanged: keep the legs and their probes */
+		return 0;
 	}
-	if (old && d->jobs) {
+	if (old && pinned) {
 		/* A job running on this handle still maps through the old legs: keep them. */
 		stack_free(s);
 		snprintf(d->error, sizeof(d->error), "device-mapper: the table of %.48s changed",
@@ -557,6 +555,44 @@ fail:
 	memset(&d->limits, 0, sizeof(d->limits));
 	snprintf(d->reason, sizeof(d->reason), "%s; emulated through the dm node", why);
 	return ret;
+}
+
+/*
+ * The whole stack under @d, level by level: a table under an unchanged one
+ * may have changed too.  A suspended device keeps its resolution but says
+ * -EBUSY: I/O through it would block, native I/O would race whoever
+ * suspended it.
+ */
+static int refresh_stack(struct blkcopy_dev *d, bool pinned)
+{
+	int ret;
+
+	if (d->kind != BLKCOPY_KIND_DM)
+		return 0;
+	ret = refresh_one(d, pinned);
+	if (ret || !d->stack)
+		return ret;
+	for (size_t i = 0; i < d->stack->nr_lower; i++) {
+		const struct blkcopy_dev *lower = d->stack->lower[i];
+
+		ret = refresh_stack(d->stack->lower[i], pinned);
+		if (ret == -ENOMEM || ret == -ESTALE || ret == -EBUSY) {
+			if (lower->error[0])
+				snprintf(d->error, sizeof(d->error), "%s", lower->error);
+			return ret;
+		}
+	}
+	if (d->stack->flags & DM_SUSPEND_FLAG) {
+		snprintf(d->error, sizeof(d->error), "device-mapper: %.48s is suspended",
+			 d->stack->name);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+int bc_stack_refresh(struct blkcopy_dev *d)
+{
+	return refresh_stack(d, d->jobs > 0);
 }
 
 /* Suspended anywhere in the stack: I/O through it would block, native I/O would race it. */

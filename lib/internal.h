@@ -167,7 +167,6 @@ struct bc_target {
 struct bc_stack {
 	char name[128];		/* dm's name of the device */
 	uint32_t flags;		/* DM_*_FLAG, from the last table status */
-	uint32_t event_nr;
 	char *signature;	/* what a table change would change; compared by verify */
 	struct bc_target *targets;	/* sorted, back to back */
 	size_t nr_targets;
@@ -192,7 +191,12 @@ uint64_t bc_stack_map_one(const struct bc_stack *s, uint64_t off, uint64_t len,
  */
 uint64_t bc_stack_map(const struct blkcopy_dev *d, uint64_t off, uint64_t len,
 		      struct blkcopy_dev **leaf, uint64_t *leaf_off);
-/* (Re)read @d's table; open the legs; set the stacked limits.  No-op for other kinds. */
+/*
+ * (Re)read the tables of @d and every dm device under it; open new legs; set
+ * the stacked limits.  No-op for other kinds.  -EBUSY (suspended) and
+ * -ESTALE (changed under a running job) keep the resolution and fill
+ * d->error; other failures leave @d emulated through its node.
+ */
 int bc_stack_refresh(struct blkcopy_dev *d);
 /* 0 while every table under @d is as resolved; -ESTALE, -EBUSY (suspended) with d->error. */
 int bc_stack_verify(struct blkcopy_dev *d);

@@ -248,28 +248,19 @@ static int check_all_native(const struct blkcopy_dev *src, const struct bc_span 
 	return ret;
 }
 
-/*
- * Re-read both stacks (tables change between requests) and refuse a
- * suspended dm device: I/O through it would block, native I/O would race
- * whoever suspended it.  An unreadable table is emulated through the node.
- */
+/* Re-read both stacks: tables change between requests. */
 static int refresh_stacks(struct blkcopy_dev *src, struct blkcopy_dev *dst)
 {
-	int ret = -ESTALE;
+	const int rs = bc_stack_refresh(src), rd = bc_stack_refresh(dst);
 
-	for (int tries = 0; tries < 3 && ret == -ESTALE; tries++) {
-		int rs = bc_stack_refresh(src), rd = bc_stack_refresh(dst);
+	/* Other failures leave a device emulated through its node: not an error. */
+	for (int i = 0; i < 2; i++) {
+		const int ret = i ? rd : rs;
 
-		/* Other failures leave a device emulated through its node: not an error. */
-		if (rs == -ENOMEM || rd == -ENOMEM)
-			return -ENOMEM;
-		if (rs == -ESTALE || rd == -ESTALE)
-			return -ESTALE;	/* a running job holds the old table */
-		ret = bc_stack_verify(src);
-		if (!ret)
-			ret = bc_stack_verify(dst);
+		if (ret == -ENOMEM || ret == -ESTALE || ret == -EBUSY)
+			return ret;
 	}
-	return ret;
+	return 0;
 }
 
 int blkcopy_check(const struct blkcopy_dev *src, const struct blkcopy_range *ranges,

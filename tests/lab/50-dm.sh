@@ -541,6 +541,34 @@ case_reload_during_copy() {
 		{ WHY="something was written to the new place after the swap"; return 1; }
 }
 
+# A table under an unchanged one changes between two requests on one handle
+# (dm_handle_reuse): the second request must re-read it and land in the new
+# place, natively.  lab-under's first 4 MiB move to the free sectors
+# 180224..188415 of NVME_DM2_PART2 (16 MiB past where they were, on the
+# namespace); DM_OVER_DM's first 2 MiB lie in them.  The table is restored.
+case_lower_table_between_requests() {
+	need DM_OVER_DM DM_OVER_DM_DISK || return 77
+	local prog=$LAB_BIN/dm_handle_reuse under=${DM_OVER_DM_BASE##*/} table leg cmd out rc
+	local old=$DM_OVER_DM_DISK_OFFSET new=$((DM_OVER_DM_DISK_OFFSET + 16 * MiB))
+	[[ -x $prog ]] || { WHY="$prog is missing"; return 1; }
+	table=$(dms table "$under") || { WHY="no table for $under"; return 1; }
+	read -r _ _ _ leg _ <<<"$table"
+	fill_random "$DM_OVER_DM_DISK" "$old" 2m && fill_random "$DM_OVER_DM_DISK" "$new" 2m ||
+		{ WHY="fill failed"; return 1; }
+	read_region "$DM_OVER_DM_DISK" "$old" 512k >"$T_DIR/old-src" &&
+		read_region "$DM_OVER_DM_DISK" "$new" 512k >"$T_DIR/new-src" || { WHY="reading failed"; return 1; }
+	cmd="printf '0 8192 linear $leg 180224\\n8192 24576 linear $leg 155648\\n' | DM_DISABLE_UDEV=1 dmsetup reload $under && DM_DISABLE_UDEV=1 dmsetup resume $under"
+	out=$(timeout -k 5 60 "$prog" "$DM_OVER_DM" 0 $((512 * 1024)) $((1 * MiB)) "$cmd" 2>&1)
+	rc=$?
+	dm_set_table "$under" "$table" || { WHY="restoring the table of $under failed"; return 1; }
+	info "$T_NAME: dm_handle_reuse: rc $rc; ${out//$'\n'/ }"
+	[[ $rc -eq 0 ]] || { WHY="dm_handle_reuse exited $rc: $(tail -c 300 <<<"$out" | tr '\n' ' ')"; return 1; }
+	read_region "$DM_OVER_DM_DISK" $((old + MiB)) 512k | cmp -s - "$T_DIR/old-src" ||
+		{ WHY="the first copy did not land in the old place"; return 1; }
+	read_region "$DM_OVER_DM_DISK" $((new + MiB)) 512k | cmp -s - "$T_DIR/new-src" ||
+		{ WHY="the second copy did not land in the new place"; return 1; }
+}
+
 # --- facts about dm in this guest, for the log --------------------------------
 
 info "$T_NAME: /dev/dm-* nodes: $(ls /dev/dm-* 2>/dev/null | tr '\n' ' ')"
@@ -576,4 +604,5 @@ run_case dm-limits-over-dm case_limits_over_dm
 run_case dm-limits-mixed case_limits_mixed
 run_case dm-reload-facts case_reload_facts
 run_case dm-reload-during-copy case_reload_during_copy
+run_case dm-lower-table-between-requests case_lower_table_between_requests
 finish
