@@ -645,7 +645,7 @@ static int plan_batch(struct blkcopy_job *j)
 		if (ret)
 			break;
 	}
-	if (!ret || ret == 1)
+	if (!ret)
 		ret = emu_flush(j);
 	return ret;
 }

@@ -39,7 +39,12 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 }
 
 /* Report an error about range @i. */
-static int bad(size_t *bad_range, size_t i, int err);
+static int bad(size_t *bad_range, size_t i, int err)
+{
+	if (bad_range)
+		*bad_range = i;
+	return err;
+}
 
 /* Bytes of a leaf, as the destination's footprint. */
 struct extent {
@@ -129,13 +134,6 @@ static int stacked_overlap(const struct blkcopy_dev *src, const struct blkcopy_r
 	return ret;
 }
 
-/* Report an error about range @i. */
-static int bad(size_t *bad_range, size_t i, int err)
-{
-	if (bad_range)
-		*bad_range = i;
-	return err;
-}
 
 int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *ranges, size_t nr,
 		const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags,
