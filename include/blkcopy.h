@@ -50,6 +50,7 @@ enum blkcopy_kind {
 	BLKCOPY_KIND_DM,	/* device-mapper (/dev/dm-N) */
 	BLKCOPY_KIND_MD,	/* md RAID (/dev/mdN) */
 	BLKCOPY_KIND_BLOCK,	/* any other block device (virtio, brd, ...) */
+	BLKCOPY_KIND_ISCSI,	/* iSCSI LUN by URL, through libiscsi (no kernel device) */
 };
 
 /* Human-readable kind name ("file", "loop", "nvme", ...). */
@@ -85,15 +86,38 @@ struct blkcopy_limits {
  *             opens as its namespace's block device)
  *   -EROFS    BLKCOPY_OPEN_WRITE on a read-only device or file system
  *   other     -errno from open(2) or the probe ioctls
+ *
+ * iSCSI: @path may be iscsi://[user[%password]@]host[:port]/target-iqn/lun
+ * (the form QEMU and libiscsi use; %XX in the IQN is decoded).  The session
+ * is logged in by open and lives as long as the handle.  CHAP credentials
+ * may come from LIBISCSI_CHAP_USERNAME and LIBISCSI_CHAP_PASSWORD instead
+ * of the URL (a URL's password shows in ps); the handle's path never holds
+ * the password.  BLKCOPY_ISCSI_TIMEOUT bounds, in seconds (default 30), the
+ * TCP connect, the login and each command; BLKCOPY_ISCSI_INITIATOR names
+ * the initiator (default iqn.2025-11.org.blkcopy:initiator).  Errors:
+ *   -EPROTONOSUPPORT  built without libiscsi
+ *   -EINVAL           a malformed URL
+ *   -ECONNREFUSED, -EHOSTUNREACH, -ETIMEDOUT ...  the portal cannot be reached
+ *   -EACCES           login refused (authentication or authorization)
+ *   -ENOENT           no such target at that portal
+ *   -ENXIO            no such LUN on the target
+ * blkcopy_open_error() says which, in words.
  */
 int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp);
+
+/*
+ * Why the last blkcopy_open() that failed on this thread failed, when it
+ * knows more than its -errno ("login to iqn...:tgt at 10.0.0.1:3260
+ * refused: authentication failure"), or "".  Never holds a password.
+ */
+const char *blkcopy_open_error(void);
 
 /* Close a handle.  NULL is ignored. */
 void blkcopy_close(struct blkcopy_dev *dev);
 
 /* What a probe learnt about a device.  Strings live as long as the handle. */
 struct blkcopy_info {
-	const char *path;		/* as given to blkcopy_open() */
+	const char *path;		/* as given to blkcopy_open(), an iSCSI URL without its password */
 	const char *backend;		/* native backend, or "emulate" */
 	const char *native_reason;	/* why native copy is or is not available */
 	enum blkcopy_kind kind;

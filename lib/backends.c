@@ -9,5 +9,6 @@ const struct bc_backend *const bc_backends[] = {
 	&bc_backend_file,
 	&bc_backend_nvme,
 	&bc_backend_scsi,
+	&bc_backend_iscsi,
 	NULL,
 };

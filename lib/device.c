@@ -30,6 +30,7 @@ const char *blkcopy_kind_name(enum blkcopy_kind kind)
 	case BLKCOPY_KIND_DM: return "dm";
 	case BLKCOPY_KIND_MD: return "md";
 	case BLKCOPY_KIND_BLOCK: return "block";
+	case BLKCOPY_KIND_ISCSI: return "iscsi";
 	}
 	return "unknown";
 }
@@ -196,9 +197,32 @@ static void probe_native(struct blkcopy_dev *d)
 			 blkcopy_kind_name(d->kind));
 }
 
+/* Why the last failed open failed, in words: blkcopy_open_error(). */
+static _Thread_local char open_error[512];
+
+const char *blkcopy_open_error(void)
+{
+	return open_error;
+}
+
 int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp)
 {
 	return bc_open_depth(path, flags, 0, devp);
+}
+
+/* A LUN by URL: no node, no descriptor; the session is the device. */
+static int open_remote(struct blkcopy_dev *d, const char *url)
+{
+	int ret = bc_iscsi_open(d, url, open_error, sizeof(open_error));
+
+	if (ret)
+		return ret;
+	if ((d->open_flags & BLKCOPY_OPEN_WRITE) && d->read_only) {
+		snprintf(open_error, sizeof(open_error), "%s is write protected", d->path);
+		return -EROFS;
+	}
+	probe_native(d);
+	return 0;
 }
 
 int bc_open_depth(const char *path, unsigned int flags, int depth, struct blkcopy_dev **devp)
@@ -220,6 +244,14 @@ int bc_open_depth(const char *path, unsigned int flags, int depth, struct blkcop
 	if (!d->path) {
 		ret = -ENOMEM;
 		goto fail;
+	}
+	open_error[0] = '\0';
+	if (bc_is_iscsi_url(path)) {
+		ret = open_remote(d, path);
+		if (ret)
+			goto fail;
+		*devp = d;
+		return 0;
 	}
 
 	/* Look before opening: opening some char devices has side effects. */
@@ -296,6 +328,8 @@ void blkcopy_close(struct blkcopy_dev *d)
 		return;
 	if (d->backend && d->backend->close)
 		d->backend->close(d);
+	if (d->remote)
+		d->remote->close(d);
 	bc_stack_release(d);
 	bc_release_file(d);
 	if (d->fd_direct >= 0)
@@ -325,6 +359,13 @@ int blkcopy_get_info(const struct blkcopy_dev *d, struct blkcopy_info *info)
 		.limits = d->limits,
 	};
 	return 0;
+}
+
+int bc_dev_flush(struct blkcopy_dev *d)
+{
+	if (d->remote)
+		return d->remote->flush(d);
+	return fdatasync(d->fd) ? -errno : 0;
 }
 
 const char *blkcopy_dev_error(const struct blkcopy_dev *d)

@@ -60,8 +60,12 @@ struct blkcopy_dev {
 	unsigned int jobs;	/* jobs running on this handle: its stack must stay */
 	const struct bc_backend *backend;	/* native backend, or NULL */
 	void *backend_data;
-	char reason[160];	/* why native copy is or is not available */
-	char error[160];	/* the device's own account of the last failed native command */
+	/* Devices without a descriptor (iSCSI): fd and fd_direct are -1. */
+	const struct bc_remote *remote;
+	void *remote_data;
+	uint32_t max_io;	/* remote: largest single read or write, bytes */
+	char reason[384];	/* why native copy is or is not available */
+	char error[384];	/* the device's own account of the last failed native command */
 };
 
 /*
@@ -264,11 +268,49 @@ struct bc_backend {
 	void (*queue_destroy)(struct bc_native_queue *q);
 };
 
+/*
+ * A device reached by messages rather than through a file descriptor (an
+ * iSCSI LUN).  Emulation sends its reads and writes here and polls fd() for
+ * their completions, calling service() with what poll said, or with 0 at
+ * least once a second while commands are in flight (command timeouts are
+ * checked there).  Completions arrive as done(arg, tag, bytes or -errno),
+ * only from inside service() or remote_close().
+ *   submit:     start a read or write of @len bytes at byte @off; -errno when
+ *               it never started (done is then not called).
+ *   fd:         the descriptor to poll for POLLIN, or -1 once the session is gone.
+ *   want_write: queued output waits for POLLOUT.
+ *   inflight:   commands submitted and not completed.
+ *   flush:      make written data durable (SYNCHRONIZE CACHE).
+ *   same_lu:    @a and @b, both remote, are the same logical unit.
+ *   close:      end the session; commands in flight complete with -ECANCELED.
+ */
+typedef void (*bc_remote_done)(void *arg, uint64_t tag, int res);
+
+struct bc_remote {
+	int (*submit)(struct blkcopy_dev *d, bool write, void *buf, uint32_t len, uint64_t off,
+		      bc_remote_done done, void *arg, uint64_t tag);
+	int (*fd)(const struct blkcopy_dev *d);
+	bool (*want_write)(const struct blkcopy_dev *d);
+	void (*service)(struct blkcopy_dev *d, int revents);
+	uint32_t (*inflight)(const struct blkcopy_dev *d);
+	int (*flush)(struct blkcopy_dev *d);
+	bool (*same_lu)(const struct blkcopy_dev *a, const struct blkcopy_dev *b);
+	void (*close)(struct blkcopy_dev *d);
+};
+
+/* iscsi:// URLs (lib/backend/iscsi.c): fill @d (path, kind, geometry, remote).  -errno with @why. */
+bool bc_is_iscsi_url(const char *path);
+int bc_iscsi_open(struct blkcopy_dev *d, const char *url, char *why, size_t why_size);
+
+/* Make what was written to @d durable: fdatasync, or the remote's flush. */
+int bc_dev_flush(struct blkcopy_dev *d);
+
 /* The native backends, in probe order, NULL-terminated (lib/backends.c). */
 extern const struct bc_backend *const bc_backends[];
 extern const struct bc_backend bc_backend_file;
 extern const struct bc_backend bc_backend_nvme;
 extern const struct bc_backend bc_backend_scsi;
+extern const struct bc_backend bc_backend_iscsi;
 
 /* NVMe passthrough node (/dev/ngXnY) -> its block node's path; 0 or -errno. */
 int bc_nvme_block_path(dev_t chr, char *path, size_t size);

@@ -923,14 +923,15 @@ static bool lane_live(const struct lane *l)
  * later writeback lands on top of the copy.  After: drop the destination's
  * cached pages, so that the next buffered read sees the copy.
  */
-static int flush_dev(const struct blkcopy_dev *d)
+static int flush_dev(struct blkcopy_dev *d)
 {
-	return d->kind != BLKCOPY_KIND_FILE && fdatasync(d->fd) ? -errno : 0;
+	/* A remote LU has no page cache here to write back. */
+	return d->kind != BLKCOPY_KIND_FILE && !d->remote ? bc_dev_flush(d) : 0;
 }
 
 static void invalidate(const struct blkcopy_dev *d, uint64_t off, uint64_t len)
 {
-	if (d->kind != BLKCOPY_KIND_FILE && len)
+	if (d->kind != BLKCOPY_KIND_FILE && !d->remote && len)
 		posix_fadvise(d->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 }
 
@@ -1119,8 +1120,12 @@ static void finish_up(struct blkcopy_job *j)
 		}
 	}
 	/* fdatasync on a block device also flushes the drive's volatile cache. */
-	if (!j->error && (j->flags & BLKCOPY_SYNC) && fdatasync(j->dst->fd))
-		j->error = -errno;
+	if (!j->error && (j->flags & BLKCOPY_SYNC)) {
+		int ret = bc_dev_flush(j->dst);
+
+		if (ret)
+			j->error = ret;
+	}
 	j->finished = true;
 }
 

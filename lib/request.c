@@ -28,6 +28,10 @@ bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b,
 	/* A file and a device not resolved to a file cannot be compared: never the same. */
 	if (a->kind == BLKCOPY_KIND_FILE || b->kind == BLKCOPY_KIND_FILE)
 		return false;
+	if (a->remote || b->remote) {
+		*abase = *bbase = 0;
+		return a->remote == b->remote && a->remote->same_lu(a, b);
+	}
 	*abase = a->partition ? a->part_start : 0;
 	*bbase = b->partition ? b->part_start : 0;
 	return a->whole == b->whole;

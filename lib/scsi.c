@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -233,6 +234,82 @@ static int read_copy_params(const struct bc_scsi_transport *t, struct bc_scsi_lu
 	return 0;
 }
 
+int bc_scsi_capacity(const struct bc_scsi_transport *t, uint32_t *lbs, uint64_t *capacity,
+		     char *why, size_t size)
+{
+	uint8_t cdb[16] = { 0x9e, 0x10 }, buf[32] = { 0 };
+	struct bc_scsi_sense s;
+	int rc;
+
+	put_be32(cdb + 10, sizeof(buf));
+	rc = bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, sizeof(buf),
+			 DISCOVER_TIMEOUT_MS, &s);
+	if (rc)
+		return discover_fail(rc, &s, "READ CAPACITY(16)", why, size);
+	*lbs = be32(buf + 8);
+	if (*lbs < 512 || *lbs > (1u << 20) || (*lbs & (*lbs - 1))) {
+		snprintf(why, size, "unusable logical block length %u", *lbs);
+		return -EOPNOTSUPP;
+	}
+	*capacity = (be64(buf) + 1) * *lbs;
+	return 0;
+}
+
+int bc_scsi_ready(const struct bc_scsi_transport *t, char *why, size_t size)
+{
+	const uint8_t tur[6] = { 0x00 };
+	uint8_t inq[36] = { 0 };
+	const uint8_t inquiry[6] = { 0x12, 0, 0, 0, sizeof(inq), 0 };
+	struct bc_scsi_sense s;
+	int rc;
+
+	rc = bc_scsi_run(t, tur, sizeof(tur), BC_SCSI_NONE, NULL, 0, DISCOVER_TIMEOUT_MS, &s);
+	if (rc == -EIO && s.key == KEY_ILLEGAL_REQUEST && s.asc == 0x25) {
+		snprintf(why, size, "no such logical unit (LOGICAL UNIT NOT SUPPORTED)");
+		return -ENXIO;
+	}
+	if (rc)
+		return discover_fail(rc, &s, "TEST UNIT READY", why, size);
+	rc = bc_scsi_run(t, inquiry, sizeof(inquiry), BC_SCSI_FROM_DEV, inq, sizeof(inq),
+			 DISCOVER_TIMEOUT_MS, &s);
+	if (rc)
+		return discover_fail(rc, &s, "INQUIRY", why, size);
+	/* Peripheral qualifier 3: the target has no logical unit at this number. */
+	if ((inq[0] >> 5) == 3) {
+		snprintf(why, size, "no such logical unit (peripheral qualifier 3)");
+		return -ENXIO;
+	}
+	if ((inq[0] & 0x1f) != 0 || (inq[0] >> 5) != 0) {
+		snprintf(why, size, "not a direct-access block device (peripheral 0x%02x)", inq[0]);
+		return -ENOTBLK;
+	}
+	return 0;
+}
+
+bool bc_scsi_write_protected(const struct bc_scsi_transport *t)
+{
+	/* MODE SENSE(10), all pages, no block descriptors: only the header is read. */
+	uint8_t cdb[10] = { 0x5a, 0x08, 0x3f, 0, 0, 0, 0, 0, 8, 0 }, buf[8] = { 0 };
+	struct bc_scsi_sense s;
+
+	if (bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, sizeof(buf),
+			DISCOVER_TIMEOUT_MS, &s))
+		return false;
+	return buf[3] & 0x80;	/* DEVICE-SPECIFIC PARAMETER: WP */
+}
+
+uint64_t bc_scsi_max_transfer(const struct bc_scsi_transport *t, uint32_t lbs)
+{
+	const uint8_t cdb[6] = { 0x12, 0x01, 0xb0, 0, 64, 0 };
+	uint8_t buf[64] = { 0 };
+	struct bc_scsi_sense s;
+
+	if (bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, sizeof(buf),
+			DISCOVER_TIMEOUT_MS, &s) || buf[1] != 0xb0)
+		return 0;
+	return (uint64_t)be32(buf + 8) * lbs;	/* MAXIMUM TRANSFER LENGTH; 0: not reported */
+}
+
 int bc_scsi_discover(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
 		     size_t size)
 {
@@ -256,18 +333,9 @@ int bc_scsi_discover(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, c
 		return -EOPNOTSUPP;
 	}
 
-	uint8_t rc16[16] = { 0x9e, 0x10 };
-	put_be32(rc16 + 10, 32);
-	memset(buf, 0, 32);
-	rc = bc_scsi_run(t, rc16, sizeof(rc16), BC_SCSI_FROM_DEV, buf, 32, DISCOVER_TIMEOUT_MS, &s);
+	rc = bc_scsi_capacity(t, &lu->lbs, &lu->capacity, why, size);
 	if (rc)
-		return discover_fail(rc, &s, "READ CAPACITY(16)", why, size);
-	lu->lbs = be32(buf + 8);
-	lu->capacity = (be64(buf) + 1) * lu->lbs;
-	if (lu->lbs < 512 || lu->lbs > (1u << 20) || (lu->lbs & (lu->lbs - 1))) {
-		snprintf(why, size, "unusable logical block length %u", lu->lbs);
-		return -EOPNOTSUPP;
-	}
+		return rc;
 
 	const uint8_t vpd00[6] = { 0x12, 0x01, 0x00, 0, 255, 0 };
 	memset(buf, 0, sizeof(buf));
@@ -402,4 +470,31 @@ void bc_scsi_xcopy_cdb(uint8_t cdb[16], uint32_t len)
 	memset(cdb, 0, 16);
 	cdb[0] = 0x83;	/* EXTENDED COPY, service action 0: LID1 */
 	put_be32(cdb + 10, len);
+}
+
+int bc_scsi_xcopy(const struct bc_scsi_transport *t, const struct bc_scsi_lu *src,
+		  uint64_t src_base, const struct bc_scsi_lu *dst, uint64_t dst_base, bool same_lu,
+		  const struct bc_span *segs, const struct bc_piece *piece, uint32_t timeout_ms,
+		  char *msg, size_t msg_size)
+{
+	const size_t size = HEADER_LEN + 2 * TARGET_DESC_LEN + (size_t)SEGMENT_DESC_LEN * piece->nr_segs;
+	struct bc_scsi_sense s;
+	uint8_t cdb[16], *list;
+	ssize_t len;
+	int ret;
+
+	list = malloc(size);
+	if (!list)
+		return -ENOMEM;
+	len = bc_scsi_xcopy_list(src, src_base, dst, dst_base, same_lu, segs, piece, list, size);
+	if (len < 0) {
+		free(list);
+		return (int)len;
+	}
+	bc_scsi_xcopy_cdb(cdb, (uint32_t)len);
+	ret = bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_TO_DEV, list, (uint32_t)len, timeout_ms, &s);
+	free(list);
+	if (ret == -EIO)
+		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", msg, msg_size);
+	return ret;
 }

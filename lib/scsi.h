@@ -69,6 +69,32 @@ int bc_scsi_run(const struct bc_scsi_transport *t, const uint8_t *cdb, uint8_t c
 int bc_scsi_discover(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
 		     size_t why_size);
 
+/* READ CAPACITY(16): block length and bytes.  -errno with @why. */
+int bc_scsi_capacity(const struct bc_scsi_transport *t, uint32_t *lbs, uint64_t *capacity,
+		     char *why, size_t why_size);
+
+/*
+ * TEST UNIT READY and INQUIRY: 0 for a direct-access LU that is there and
+ * ready; -ENXIO when the target has no LU at this number; else -errno.
+ */
+int bc_scsi_ready(const struct bc_scsi_transport *t, char *why, size_t why_size);
+
+/* MODE SENSE(10) says the medium is write protected (false when it cannot tell). */
+bool bc_scsi_write_protected(const struct bc_scsi_transport *t);
+
+/* Block Limits VPD (0xB0): the largest transfer in bytes, or 0 when not reported. */
+uint64_t bc_scsi_max_transfer(const struct bc_scsi_transport *t, uint32_t lbs);
+
+/*
+ * One EXTENDED COPY(LID1) of one piece, sent through @t (the receiving LU
+ * must be one of the two).  0, -EOPNOTSUPP/-E2BIG when refused before
+ * writing, or -errno; a CHECK CONDITION is put in words in @msg.
+ */
+int bc_scsi_xcopy(const struct bc_scsi_transport *t, const struct bc_scsi_lu *src,
+		  uint64_t src_base, const struct bc_scsi_lu *dst, uint64_t dst_base, bool same_lu,
+		  const struct bc_span *segs, const struct bc_piece *piece, uint32_t timeout_ms,
+		  char *msg, size_t msg_size);
+
 /* Copy limits (blkcopy's names) for copies among @a and @b (the same LU, or two). */
 void bc_scsi_limits(const struct bc_scsi_lu *a, const struct bc_scsi_lu *b,
 		    struct blkcopy_limits *lim);

@@ -31,6 +31,67 @@ static void msg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * A device argument may be an iSCSI URL with a CHAP password in it
+ * (iscsi://user%password@host/...).  blkcopy keeps its own copy of the
+ * argument, hides the password in argv (what ps shows), and never prints it.
+ */
+static const char *url_secret(const char *arg, size_t *len)
+{
+	const char *auth, *end, *at = NULL, *pct;
+
+	if (strncmp(arg, "iscsi://", 8))
+		return NULL;
+	auth = arg + 8;
+	end = auth + strcspn(auth, "/");
+	for (const char *p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	pct = at ? memchr(auth, '%', (size_t)(at - auth)) : NULL;
+	if (!pct)
+		return NULL;
+	*len = (size_t)(at - pct);	/* '%' and the password */
+	return pct;
+}
+
+static char *take_device_arg(char *arg)
+{
+	char *copy = strdup(arg);
+	size_t len;
+	const char *secret = url_secret(arg, &len);
+
+	if (secret)
+		memset(arg + (secret - arg) + 1, 'x', len - 1);
+	return copy;
+}
+
+/* @path as it may be shown: without a URL's password. */
+static const char *shown_name(const char *path, char *buf, size_t size)
+{
+	size_t len;
+	const char *secret = url_secret(path, &len);
+
+	if (!secret)
+		return path;
+	snprintf(buf, size, "%.*s%s", (int)(secret - path), path, secret + len);
+	return buf;
+}
+
+/* blkcopy_open(), saying why not in the library's words when it has them. */
+static int open_dev(const char *path, unsigned int flags, struct blkcopy_dev **d)
+{
+	int ret = blkcopy_open(path, flags, d);
+
+	if (ret) {
+		char buf[512];
+		const char *why = blkcopy_open_error();
+
+		msg("%s: %s%s", shown_name(path, buf, sizeof(buf)), *why ? why : blkcopy_strerror(ret),
+		    ret == -EBUSY ? " (mounted or in use?)" : "");
+	}
+	return ret;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -112,7 +173,7 @@ struct copy_args {
 	struct blkcopy_opts opts;
 	bool json, progress, progress_set;
 	bool ranges_given;	/* an empty --ranges-from list must not mean "everything" */
-	const char *src, *dst;
+	char *src, *dst;	/* our copies: argv's passwords are hidden */
 };
 
 enum {
@@ -244,8 +305,10 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		usage_copy(stderr);
 		return -EINVAL;
 	}
-	a->src = argv[optind];
-	a->dst = argv[optind + 1];
+	a->src = take_device_arg(argv[optind]);
+	a->dst = take_device_arg(argv[optind + 1]);
+	if (!a->src || !a->dst)
+		return -ENOMEM;
 	if (!a->progress_set)
 		a->progress = isatty(STDERR_FILENO) && !a->json;
 	return 0;
@@ -348,18 +411,14 @@ static int run_copy(struct copy_args *a)
 	size_t bad = SIZE_MAX;
 	int ret;
 
-	ret = blkcopy_open(a->dst, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL, &dst);
-	if (ret) {
-		msg("%s: %s%s", a->dst, blkcopy_strerror(ret),
-		    ret == -EBUSY ? " (mounted or in use?)" : "");
+	ret = open_dev(a->dst, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL, &dst);
+	if (ret)
 		return 1;
-	}
 	if (same_node(a->src, a->dst)) {
 		src = dst;
 	} else {
-		ret = blkcopy_open(a->src, BLKCOPY_OPEN_READ, &src);
+		ret = open_dev(a->src, BLKCOPY_OPEN_READ, &src);
 		if (ret) {
-			msg("%s: %s", a->src, blkcopy_strerror(ret));
 			blkcopy_close(dst);
 			return 1;
 		}
@@ -443,13 +502,14 @@ static int cmd_copy(int argc, char **argv)
 	struct copy_args a = { 0 };
 	int ret = parse_copy_args(argc, argv, &a);
 
-	if (ret) {
-		range_list_free(&a.ranges);
+	if (!ret)
+		ret = run_copy(&a);
+	else
 		/* Too many ranges is a bad request, like the library's validation errors. */
-		return ret == -E2BIG ? 1 : EXIT_USAGE;
-	}
-	ret = run_copy(&a);
+		ret = ret == -E2BIG ? 1 : EXIT_USAGE;
 	range_list_free(&a.ranges);
+	free(a.src);
+	free(a.dst);
 	return ret;
 }
 
@@ -570,10 +630,11 @@ static int cmd_limits(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		struct blkcopy_dev *d;
 		struct blkcopy_info info;
-		int ret = blkcopy_open(argv[i], BLKCOPY_OPEN_READ, &d);
+		char *path = take_device_arg(argv[i]);
+		int ret = path ? open_dev(path, BLKCOPY_OPEN_READ, &d) : -ENOMEM;
 
+		free(path);
 		if (ret) {
-			msg("%s: %s", argv[i], blkcopy_strerror(ret));
 			status = 1;
 			continue;
 		}

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,6 +22,10 @@
 #define SEGS_PER_CHUNK 512u
 #define WRITE_TAG 0xffffffffu
 #define PAGE 4096u
+/* Completions that are not reads or writes: readiness of a remote end, and its clock. */
+#define REMOTE_CHUNK 0xffffffffu
+#define TICK_TAG 0xffu
+#define TICK_MS 1000
 
 struct seg {
 	uint64_t src;
@@ -53,12 +58,26 @@ struct run {
 	struct bc_span own[];	/* the spans, when the caller's may not outlive the run */
 };
 
+/*
+ * An end without a descriptor (iSCSI): its reads or writes go through its
+ * bc_remote, and the ring polls its socket, one-shot, so that the job still
+ * waits on one descriptor.
+ */
+struct remote_end {
+	struct blkcopy_dev *dev;
+	bool in_armed, out_armed;
+};
+
 struct bc_emu {
 	struct io_uring ring;
 	bool ring_ready;
 	bool fixed_files;
 	bool fixed_bufs;
 	int src_fd, dst_fd;
+	struct remote_end remote[2];	/* the source's, then the destination's unless the same */
+	uint32_t nr_remote;
+	struct blkcopy_dev *src_remote, *dst_remote;	/* NULL for ends with a descriptor */
+	bool tick_armed;
 	struct bc_emu_params p;
 	uint32_t align;
 
@@ -89,7 +108,9 @@ bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *d
 {
 	uint32_t a = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
 
-	if (src->fd_direct < 0 || dst->fd_direct < 0 || dst_off % a)
+	/* A remote end has no page cache: it is direct, at its block size. */
+	if ((!src->remote && src->fd_direct < 0) || (!dst->remote && dst->fd_direct < 0) ||
+	    dst_off % a)
 		return false;
 	for (size_t i = 0; i < nr; i++)
 		if (spans[i].src % a || spans[i].len % a)
@@ -109,6 +130,15 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 	e->fail_low = UINT64_MAX;
 	e->src_fd = p->direct ? src->fd_direct : src->fd;
 	e->dst_fd = p->direct ? dst->fd_direct : dst->fd;
+	if (src->remote) {
+		e->src_remote = src;
+		e->remote[e->nr_remote++].dev = src;
+	}
+	if (dst->remote) {
+		e->dst_remote = dst;
+		if (dst != src)
+			e->remote[e->nr_remote++].dev = dst;
+	}
 	if (p->direct)
 		e->align = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
 	else
@@ -131,7 +161,7 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 	e->ring_ready = true;
 
 	int fds[2] = { e->src_fd, e->dst_fd };
-	e->fixed_files = io_uring_register_files(&e->ring, fds, 2) == 0;
+	e->fixed_files = !e->nr_remote && io_uring_register_files(&e->ring, fds, 2) == 0;
 	*emup = e;
 	return 0;
 }
@@ -282,10 +312,29 @@ static struct io_uring_sqe *get_sqe(struct bc_emu *e)
 	return sqe;
 }
 
+static void complete(struct bc_emu *e, uint64_t data, int res);
+
+static void remote_done(void *arg, uint64_t data, int res)
+{
+	complete(arg, data, res);
+}
+
 static void prep_io(struct bc_emu *e, struct io_uring_sqe *sqe, bool write, uint32_t ci,
 		    char *buf, uint32_t len, uint64_t off, uint32_t tag)
 {
+	struct blkcopy_dev *remote = write ? e->dst_remote : e->src_remote;
 	int fd = write ? e->dst_fd : e->src_fd;
+
+	if (remote) {
+		const uint64_t data = (uint64_t)ci << 32 | tag;
+		int ret;
+
+		e->inflight++;
+		ret = remote->remote->submit(remote, write, buf, len, off, remote_done, e, data);
+		if (ret)
+			complete(e, data, ret);
+		return;
+	}
 
 	if (e->fixed_files)
 		fd = write ? 1 : 0;
@@ -305,36 +354,47 @@ static void prep_io(struct bc_emu *e, struct io_uring_sqe *sqe, bool write, uint
 	e->inflight++;
 }
 
-/* One I/O is at most 1 GiB: the kernel caps a single read or write below 2 GiB anyway. */
-static uint32_t io_len(uint64_t left)
+/*
+ * One I/O is at most 1 GiB: the kernel caps a single read or write below
+ * 2 GiB anyway.  A remote end takes no more than its target's transfer
+ * limit; the rest of the segment or chunk follows as a short completion would.
+ */
+static uint32_t io_len(const struct bc_emu *e, const struct blkcopy_dev *remote, uint64_t left)
 {
-	return left > (1u << 30) ? (1u << 30) : (uint32_t)left;
+	uint64_t max = remote ? remote->max_io : (1u << 30);
+
+	return left > max ? (uint32_t)max : (uint32_t)left;
 }
 
 static bool issue_write(struct bc_emu *e, uint32_t ci)
 {
-	struct chunk *c = &e->chunks[ci];
-	struct io_uring_sqe *sqe = get_sqe(e);
-
-	if (!sqe)
+	if (e->stopping)
 		return false;
-	prep_io(e, sqe, true, ci, c->buf + c->wdone, io_len(c->len - c->wdone), c->dst + c->wdone,
-		WRITE_TAG);
+	struct chunk *c = &e->chunks[ci];
+	struct io_uring_sqe *sqe = e->dst_remote ? NULL : get_sqe(e);
+
+	if (!sqe && !e->dst_remote)
+		return false;
 	c->write_in_flight = true;
+	prep_io(e, sqe, true, ci, c->buf + c->wdone, io_len(e, e->dst_remote, c->len - c->wdone),
+		c->dst + c->wdone, WRITE_TAG);
 	return true;
 }
 
 static bool issue_read(struct bc_emu *e, uint32_t ci, uint32_t si)
 {
+	if (e->stopping)
+		return false;
 	struct chunk *c = &e->chunks[ci];
 	struct seg *s = &c->segs[si];
-	struct io_uring_sqe *sqe = get_sqe(e);
+	struct io_uring_sqe *sqe = e->src_remote ? NULL : get_sqe(e);
 
-	if (!sqe)
+	if (!sqe && !e->src_remote)
 		return false;
-	prep_io(e, sqe, false, ci, c->buf + s->buf_off + s->done, io_len(s->len - s->done),
-		s->src + s->done, si);
+	/* Marked first: a remote end that fails at once completes inside prep_io(). */
 	s->in_flight = true;
+	prep_io(e, sqe, false, ci, c->buf + s->buf_off + s->done,
+		io_len(e, e->src_remote, s->len - s->done), s->src + s->done, si);
 	return true;
 }
 
@@ -433,13 +493,87 @@ static void release_stopped_chunks(struct bc_emu *e)
 	}
 }
 
+static uint64_t remote_tag(uint32_t idx, bool out)
+{
+	return (uint64_t)REMOTE_CHUNK << 32 | idx << 1 | out;
+}
+
+static bool remote_busy(const struct bc_emu *e)
+{
+	for (uint32_t i = 0; i < e->nr_remote; i++)
+		if (e->remote[i].dev->remote->inflight(e->remote[i].dev))
+			return true;
+	return false;
+}
+
+/*
+ * Before every wait: push out what the remote ends have queued, and make
+ * sure the ring will wake for their answers, for room to send more, and
+ * once a second while commands are out (their timeouts are checked then).
+ */
+static void arm_remote(struct bc_emu *e)
+{
+	for (uint32_t i = 0; i < e->nr_remote; i++) {
+		struct remote_end *r = &e->remote[i];
+		const struct bc_remote *ops = r->dev->remote;
+		struct io_uring_sqe *sqe;
+		int fd;
+
+		if (ops->want_write(r->dev))
+			ops->service(r->dev, POLLOUT);
+		fd = ops->fd(r->dev);
+		if (fd < 0)
+			continue;
+		if (!r->in_armed && (sqe = get_sqe(e))) {
+			io_uring_prep_poll_add(sqe, fd, POLLIN);
+			io_uring_sqe_set_data64(sqe, remote_tag(i, false));
+			r->in_armed = true;
+		}
+		if (!r->out_armed && ops->want_write(r->dev) && (sqe = get_sqe(e))) {
+			io_uring_prep_poll_add(sqe, fd, POLLOUT);
+			io_uring_sqe_set_data64(sqe, remote_tag(i, true));
+			r->out_armed = true;
+		}
+	}
+	if (!e->tick_armed && remote_busy(e)) {
+		static struct __kernel_timespec tick = { .tv_sec = TICK_MS / 1000 };
+		struct io_uring_sqe *sqe = get_sqe(e);
+
+		if (sqe) {
+			io_uring_prep_timeout(sqe, &tick, 0, 0);
+			io_uring_sqe_set_data64(sqe, (uint64_t)REMOTE_CHUNK << 32 | TICK_TAG);
+			e->tick_armed = true;
+		}
+	}
+}
+
+static void remote_event(struct bc_emu *e, uint32_t tag, int res)
+{
+	if (tag == TICK_TAG) {
+		e->tick_armed = false;
+		for (uint32_t i = 0; i < e->nr_remote; i++)
+			e->remote[i].dev->remote->service(e->remote[i].dev, 0);
+		return;
+	}
+	struct remote_end *r = &e->remote[tag >> 1];
+
+	if (tag & 1)
+		r->out_armed = false;
+	else
+		r->in_armed = false;
+	r->dev->remote->service(r->dev, res > 0 ? res : 0);
+}
+
 static unsigned int reap(struct bc_emu *e)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
 	io_uring_for_each_cqe(&e->ring, head, cqe) {
-		complete(e, cqe->user_data, cqe->res);
+		if ((uint32_t)(cqe->user_data >> 32) == REMOTE_CHUNK)
+			remote_event(e, (uint32_t)cqe->user_data, cqe->res);
+		else
+			complete(e, cqe->user_data, cqe->res);
 		n++;
 	}
 	io_uring_cq_advance(&e->ring, n);
@@ -465,10 +599,12 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 		fill(e);
 		if (idle(e))
 			return 1;
+		arm_remote(e);
 		if (timeout_ms == 0) {
 			io_uring_submit(&e->ring);
 			reap(e);
 			fill(e);
+			arm_remote(e);
 			io_uring_submit(&e->ring);
 			return idle(e);
 		}

@@ -166,39 +166,22 @@ static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 {
 	const struct sg_lu *a = src->backend_data, *b = dst->backend_data;
 	const bool same = src->whole == dst->whole;
-	const size_t size = 16 + 64 + (size_t)28 * piece->nr_segs;
-	struct bc_scsi_sense s;
-	uint8_t cdb[16], *list;
-	ssize_t len;
+	char msg[sizeof(dst->error)] = "";
 	int ret;
 
-	list = malloc(size);
-	if (!list)
-		return -ENOMEM;
-	len = bc_scsi_xcopy_list(&a->lu, src->part_start, same ? &a->lu : &b->lu, dst->part_start,
-				 same, segs, piece, list, size);
-	if (len < 0) {
-		free(list);
-		return (int)len;
-	}
-	bc_scsi_xcopy_cdb(cdb, (uint32_t)len);
 	/* The destination LU receives the command: the copy manager that writes. */
-	ret = bc_scsi_run(&b->t, cdb, sizeof(cdb), BC_SCSI_TO_DEV, list, (uint32_t)len,
-			  XCOPY_TIMEOUT_MS, &s);
-	free(list);
-	if (ret == -EIO) {
-		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", dst->error, sizeof(dst->error));
-		memcpy(src->error, dst->error, sizeof(src->error));
-	} else if (ret) {
-		snprintf(dst->error, sizeof(dst->error), "EXTENDED COPY: SG_IO: %s%s", strerror(-ret),
-			 ret == -EPERM ? " (needs CAP_SYS_RAWIO)" : "");
-		memcpy(src->error, dst->error, sizeof(src->error));
-		if (ret == -EPERM)
-			ret = -EOPNOTSUPP;	/* not allowed to ask: emulate */
-	}
-	if (!ret)
+	ret = bc_scsi_xcopy(&b->t, &a->lu, src->part_start, same ? &a->lu : &b->lu, dst->part_start,
+			    same, segs, piece, XCOPY_TIMEOUT_MS, msg, sizeof(msg));
+	if (!ret) {
 		stats->bytes[BLKCOPY_METHOD_SCSI_XCOPY] += piece->len;
-	return ret;
+		return 0;
+	}
+	if (!msg[0])
+		snprintf(msg, sizeof(msg), "EXTENDED COPY: SG_IO: %s%s", strerror(-ret),
+			 ret == -EPERM ? " (needs CAP_SYS_RAWIO)" : "");
+	memcpy(dst->error, msg, sizeof(msg));
+	memcpy(src->error, msg, sizeof(msg));
+	return ret == -EPERM ? -EOPNOTSUPP : ret;	/* not allowed to ask: emulate */
 }
 
 const struct bc_backend bc_backend_scsi = {
