@@ -3,10 +3,19 @@
 # The blkcopy lab: boot Debian's kernel in QEMU (TCG) with real copy-capable
 # devices (QEMU NVMe namespaces with Simple Copy, LIO SCSI LUNs with EXTENDED
 # COPY over tcm_loop, device-mapper, virtio-blk and brd without native copy),
-# run tests/lab/*.sh in the guest, and report one PASS/FAIL/SKIP line per
-# check, ending with "N passed, N failed".
+# run tests/lab/*.sh in the guest, then boot a second guest as an iSCSI
+# target (lab/host/iscsi.sh) and run tests/lab/iscsi/*.sh on the host against
+# it; report one PASS/FAIL/SKIP line per check, ending with "N passed, N
+# failed".
 #
 #   sudo bash lab/run.sh [--keep] [--only REGEX] [--timeout SECONDS] [--env KEY=VALUE]...
+#                        [--iscsi-keep] [--iscsi-start]
+#
+# --only REGEX picks scripts of both phases by file name; a phase with no
+# script picked does not boot (--only iscsi: the iSCSI phase alone).
+# --iscsi-keep leaves the iSCSI target running after its scripts (and the run
+# directory in place) for running tests/lab/iscsi/*.sh by hand; --iscsi-start
+# only boots it (no script runs); bash lab/host/iscsi.sh stop ends it.
 #
 # Runs as root on Debian 12: installs the host packages it needs, downloads
 # Debian's current kernel package into a cache (it is never installed on the
@@ -22,7 +31,8 @@
 #   BLKCOPY_LAB_CACHE=/var/cache/blkcopy-lab  kernel and module archive cache
 #   LAB_APT_UPDATE=1         run apt-get update before installing packages
 #   LAB_KERNEL=PKG           use this linux-image package instead of the current one
-#   LAB_BENCH=1              also run tests/lab/bench-*.sh (skipped by default)
+#   LAB_BENCH=1              also run tests/lab/bench-*.sh and tests/lab/iscsi/bench-*.sh
+#   LAB_ISCSI_PORT=3260      host port (127.0.0.1) forwarded to the iSCSI target guest
 #   LAB_*                    every LAB_ variable is passed to the guest (/etc/lab/config)
 set -uo pipefail
 
@@ -35,10 +45,16 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 . "$top/lab/host/guest.sh"
 
 LAB_TIMEOUT=${LAB_TIMEOUT:-600}
+LAB_SCRIPT_TIMEOUT=${LAB_SCRIPT_TIMEOUT:-300}
 LAB_RUN=${LAB_RUN:-/tmp/blkcopy-lab}
 LAB_CACHE=${BLKCOPY_LAB_CACHE:-/var/cache/blkcopy-lab}
 LAB_BUILD=${LAB_BUILD:-$top/build-lab}
+LAB_BENCH=${LAB_BENCH:-0}
 KEEP=0
+ISCSI_MODE=run	# run | keep (--iscsi-keep) | start (--iscsi-start)
+LAB_ONLY_RE=""	# --only, for the host's choice of phases and of iSCSI scripts
+
+. "$top/lab/host/iscsi.sh"
 GUEST_ENV=()	# KEY=VALUE pairs for the guest besides the LAB_* environment
 
 usage() {
@@ -65,8 +81,10 @@ parse_args() {
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--keep) KEEP=1 ;;
-		--only) [[ $# -ge 2 ]] || die "--only needs a pattern"; GUEST_ENV+=("LAB_ONLY=$2"); shift ;;
-		--only=*) GUEST_ENV+=("LAB_ONLY=${1#*=}") ;;
+		--only) [[ $# -ge 2 ]] || die "--only needs a pattern"; GUEST_ENV+=("LAB_ONLY=$2"); LAB_ONLY_RE=$2; shift ;;
+		--only=*) GUEST_ENV+=("LAB_ONLY=${1#*=}"); LAB_ONLY_RE=${1#*=} ;;
+		--iscsi-keep) ISCSI_MODE=keep ;;
+		--iscsi-start) ISCSI_MODE=start ;;
 		--timeout) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--timeout needs a number of seconds"; LAB_TIMEOUT=$2; shift ;;
 		--timeout=*) LAB_TIMEOUT=${1#*=}; [[ $LAB_TIMEOUT =~ ^[0-9]+$ ]] || die "bad --timeout" ;;
 		--env) [[ ${2:-} == *=* ]] || die "--env needs KEY=VALUE"; GUEST_ENV+=("$2"); shift ;;
@@ -81,7 +99,7 @@ parse_args() {
 # Host packages.  apt-get update runs only when an install fails (or when
 # LAB_APT_UPDATE=1): .ci/run has already updated the lists.
 HOST_PKGS=(qemu-system-x86 busybox-static kmod cpio nvme-cli sg3-utils dmsetup util-linux
-	fdisk gzip jq bash coreutils diffutils)
+	fdisk gzip jq bash coreutils diffutils python3 iproute2 iptables libiscsi-bin)
 
 install_host_packages() {
 	local p missing=()
@@ -109,6 +127,7 @@ prepare_run_dir() {
 	if [[ -d $LAB_RUN && ! -e $LAB_RUN/.blkcopy-lab ]] && [[ -n $(ls -A "$LAB_RUN") ]]; then
 		die "$LAB_RUN exists, is not empty and was not made by the lab; not wiping it"
 	fi
+	iscsi_stop_stale
 	rm -rf "$LAB_RUN"
 	mkdir -p "$LAB_RUN" && : >"$LAB_RUN/.blkcopy-lab"
 }
@@ -117,21 +136,37 @@ prepare_run_dir() {
 # explains it.
 cleanup_run_dir() {
 	local ok=$1
-	if [[ $KEEP == 1 ]]; then
+	if [[ $KEEP == 1 || $ISCSI_MODE != run ]]; then
 		say "run directory kept: $LAB_RUN"
 	elif [[ $ok == 1 ]]; then
 		rm -rf "$LAB_RUN"
 	else
 		rm -f "$LAB_RUN"/*.img
-		say "logs kept in $LAB_RUN (console.log, results.log)"
+		say "logs kept in $LAB_RUN (console.log, results.log, iscsi-*.log)"
 	fi
 }
 
+# guest_scripts_match: some tests/lab script would run in the device guest
+# (the guest itself applies --only; benchmarks count, they report SKIP).
+guest_scripts_match() {
+	local s
+	for s in "$top"/tests/lab/[0-9]*.sh "$top"/tests/lab/bench-*.sh; do
+		[[ -f $s ]] || continue
+		[[ -z $LAB_ONLY_RE || ${s##*/} =~ $LAB_ONLY_RE ]] && return 0
+	done
+	return 1
+}
+
 main() {
-	local t0=$SECONDS t
+	local t0=$SECONDS t run_guest=1 run_iscsi=1 rc=0
 
 	parse_args "$@"
 	[[ $EUID -eq 0 ]] || die "run as root (sudo bash lab/run.sh): it installs packages and caches the kernel in $LAB_CACHE"
+	guest_scripts_match || run_guest=0
+	[[ -n $(iscsi_scripts) ]] || run_iscsi=0
+	[[ $ISCSI_MODE == run ]] || run_guest=0 run_iscsi=1
+	[[ $run_guest == 1 || $run_iscsi == 1 ]] ||
+		die "no test script in tests/lab or tests/lab/iscsi matches '$LAB_ONLY_RE'"
 
 	t=$SECONDS
 	install_host_packages || die "could not install the host packages (${HOST_PKGS[*]})"
@@ -149,11 +184,20 @@ main() {
 	cat "$MODULES_CPIO" "$LAB_RUN/project.cpio.gz" >"$LAB_RUN/initrd.img" || die "could not write $LAB_RUN/initrd.img"
 	say "initramfs $(du -h "$LAB_RUN/initrd.img" | cut -f1): $(elapsed "$t")"
 
-	t=$SECONDS
-	make_disks || die "could not create the disk images in $LAB_RUN"
-	boot_and_collect
-	local rc=$?
-	say "guest run: $(elapsed "$t"); total: $(elapsed "$t0")"
+	if [[ $run_guest == 1 ]]; then
+		t=$SECONDS
+		make_disks || die "could not create the disk images in $LAB_RUN"
+		boot_and_collect || rc=1
+		say "guest run: $(elapsed "$t")"
+	else
+		say "no tests/lab script matches '$LAB_ONLY_RE': the device guest does not boot"
+	fi
+	if [[ $run_iscsi == 1 ]]; then
+		iscsi_phase "$ISCSI_MODE" || rc=1
+	fi
+	# A run that checked nothing did not pass (--iscsi-start checks the target).
+	[[ $R_FAILED -eq 0 && $R_PASSED -gt 0 ]] || rc=1
+	say "total: $(elapsed "$t0")"
 	cleanup_run_dir "$((rc == 0))"
 	print_summary
 	return "$rc"

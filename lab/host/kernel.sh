@@ -118,10 +118,10 @@ kernel_prepare() {
 	kernel_prune "$dir"
 }
 
-# module_paths: the .ko files to load, dependencies first, each once.
+# module_paths MODULE...: the .ko files to load, dependencies first, each once.
 module_paths() {
 	local m out
-	for m in "${LAB_MODULES[@]}"; do
+	for m in "$@"; do
 		out=$(modprobe -d "$KROOT" -S "$KVER" --show-depends "$m" 2>&1) ||
 			{ say "module $m: $out"; return 1; }
 		# "builtin NAME" lines need nothing loaded.
@@ -130,13 +130,15 @@ module_paths() {
 	return "${PIPESTATUS[0]}"
 }
 
-# modules_cpio: sets MODULES_CPIO, building it unless cached.  The guest finds
-# /lab-modules/*.ko, their load order in /lab-modules/load-order and the names
-# it must end up with in /lab-modules/want.
+# modules_cpio [MODULE...]: sets MODULES_CPIO, building it unless cached; the
+# modules are LAB_MODULES unless named (another guest role loads others).  The
+# guest finds /lab-modules/*.ko, their load order in /lab-modules/load-order
+# and the names it must end up with in /lab-modules/want.
 modules_cpio() {
 	local key tmp p list
-	list=$(module_paths) || return 1
-	key=$( { echo "$KPKG $KPKGVER"; printf '%s\n' "${LAB_MODULES[@]}"; echo "$list"; } |
+	[[ $# -gt 0 ]] || set -- "${LAB_MODULES[@]}"
+	list=$(module_paths "$@") || return 1
+	key=$( { echo "$KPKG $KPKGVER"; printf '%s\n' "$@"; echo "$list"; } |
 		sha256sum | cut -c1-16)
 	MODULES_CPIO=$LAB_CACHE/modules/$KVER-$key.cpio.gz
 	if [[ -s $MODULES_CPIO ]] && gzip -t "$MODULES_CPIO" 2>/dev/null; then
@@ -149,7 +151,7 @@ modules_cpio() {
 		cp "$p" "$tmp/root/lab-modules/" || { rm -rf "$tmp"; return 1; }
 		basename "$p" >>"$tmp/root/lab-modules/load-order"
 	done <<<"$list"
-	printf '%s\n' "${LAB_MODULES[@]}" >"$tmp/root/lab-modules/want"
+	printf '%s\n' "$@" >"$tmp/root/lab-modules/want"
 	cpio_pack "$tmp/root" "$tmp/out.cpio.gz" && mv "$tmp/out.cpio.gz" "$MODULES_CPIO"
 	local rc=$?
 	rm -rf "$tmp"

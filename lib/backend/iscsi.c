@@ -284,7 +284,7 @@ static const char *login_text(int status)
 	case 0x0203: return "no such target at this portal";
 	case 0x0204: return "the target was removed";
 	case 0x0300: return "target error";
-	case 0x0301: return "service unavailable";
+	case 0x0301: return "target not available at this portal (no such target name, or it is disabled)";
 	case 0x0302: return "the target is out of resources";
 	}
 	return "login failed";

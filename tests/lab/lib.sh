@@ -268,13 +268,16 @@ json_check() {
 # ---------------------------------------------------------------------------
 # A verified copy
 #
-# copy_verify [--via DEV:OFF]... [--opt OPTION]... SRC DST DSTOFF OFF:LEN...
+# copy_verify [--via DEV:OFF]... [--opt OPTION]... [--read-src FILE]
+#             [--read-dst FILE] SRC DST DSTOFF OFF:LEN...
 # (sizes in to_bytes form).  Fills the source ranges, the destination span and
 # GUARD bytes on each side of it with fresh random data; copies with
 # "blkcopy copy --json"; checks that it reported every byte, that each range
 # landed in order from DSTOFF, that the guard bytes and the sources did not
 # change.  --via DEV:OFF checks the destination again through DEV, where DST
 # starts at byte OFF (a partition's disk, a dm device's underlying disk).
+# --read-src/--read-dst: blkcopy gets SRC/DST, but the bytes are filled and
+# checked in FILE (an iSCSI LUN's image on the host, tests/lab/iscsi).
 # After it, $T_OUT still holds blkcopy's JSON.
 GUARD=${GUARD:-65536}
 # Source ranges closer than this are filled with one write, gap included.
@@ -353,16 +356,22 @@ parse_ranges() {
 }
 
 copy_verify() {
-	local vias=() opts=() src dst dstoff r total=0 i dsz gb ga guards v
+	local vias=() opts=() src dst dstoff r total=0 i dsz gb ga guards v bsrc bdst
 	local -a CV_OFFS=() CV_LENS=() via_guards=()
+	local rsrc="" rdst=""
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--via) vias+=("$2"); shift 2 ;;
 		--opt) opts+=("$2"); shift 2 ;;
+		--read-src) rsrc=$2; shift 2 ;;
+		--read-dst) rdst=$2; shift 2 ;;
 		*) break ;;
 		esac
 	done
-	src=$1 dst=$2
+	# From here on src and dst are what is read and written; bsrc and bdst
+	# what blkcopy gets.
+	bsrc=$1 bdst=$2
+	src=${rsrc:-$1} dst=${rdst:-$2}
 	size_var dstoff "$3"
 	shift 3
 	parse_ranges "$@"
@@ -391,13 +400,13 @@ copy_verify() {
 	for i in "${!CV_OFFS[@]}"; do
 		args+=(--range "${CV_OFFS[i]}:${CV_LENS[i]}")
 	done
-	bcp "${args[@]}" "$src" "$dst"
+	bcp "${args[@]}" "$bsrc" "$bdst"
 	if [[ $RC -ne 0 ]]; then
-		WHY="blkcopy ${args[*]:0:12}... $src $dst: $(bcp_what)"
+		WHY="blkcopy ${args[*]:0:12}... $bsrc $bdst: $(bcp_what)"
 		return 1
 	fi
 	json_check "$T_OUT" ".bytes == $total and .error == null" "blkcopy did not report $total bytes copied" || return 1
-	info "$T_NAME: $(jq -c '{bytes, method, seconds}' <"$T_OUT") ${#CV_OFFS[@]} range(s) $src -> $dst"
+	info "$T_NAME: $(jq -c '{bytes, method, seconds}' <"$T_OUT") ${#CV_OFFS[@]} range(s) $bsrc -> $bdst"
 
 	drop_caches "$src" "$dst"
 	read_region "$dst" "$dstoff" "$total" >"$T_DIR/got"
