@@ -282,7 +282,9 @@ struct bc_backend {
  *   inflight:   commands submitted and not completed.
  *   flush:      make written data durable (SYNCHRONIZE CACHE).
  *   same_lu:    @a and @b, both remote, are the same logical unit.
- *   close:      end the session; commands in flight complete with -ECANCELED.
+ *   abandon:    complete every command in flight now, with -ECANCELED (the
+ *               target may still carry them out).
+ *   close:      end the session.
  */
 typedef void (*bc_remote_done)(void *arg, uint64_t tag, int res);
 
@@ -295,6 +297,7 @@ struct bc_remote {
 	uint32_t (*inflight)(const struct blkcopy_dev *d);
 	int (*flush)(struct blkcopy_dev *d);
 	bool (*same_lu)(const struct blkcopy_dev *a, const struct blkcopy_dev *b);
+	void (*abandon)(struct blkcopy_dev *d);
 	void (*close)(struct blkcopy_dev *d);
 };
 

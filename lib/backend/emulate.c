@@ -664,6 +664,10 @@ void bc_emu_destroy(struct bc_emu *e)
 {
 	if (!e)
 		return;
+	/* Their completions would land in freed memory: make them happen now. */
+	for (uint32_t i = 0; i < e->nr_remote; i++)
+		if (e->remote[i].dev->remote->inflight(e->remote[i].dev))
+			e->remote[i].dev->remote->abandon(e->remote[i].dev);
 	while (e->runs) {
 		struct run *r = e->runs;
 		e->runs = r->next;

@@ -624,6 +624,15 @@ static bool remote_same_lu(const struct blkcopy_dev *a, const struct blkcopy_dev
 	return !strcasecmp(x->url.target, y->url.target) && x->url.lun == y->url.lun;
 }
 
+static void remote_abandon(struct blkcopy_dev *d)
+{
+	struct iscsi_lu *s = d->remote_data;
+
+	s->cancelling = true;
+	iscsi_scsi_cancel_all_tasks(s->ctx);
+	s->cancelling = false;
+}
+
 static void remote_close(struct blkcopy_dev *d)
 {
 	lu_free(d->remote_data);
@@ -638,6 +647,7 @@ const struct bc_remote bc_remote_iscsi = {
 	.inflight = remote_inflight,
 	.flush = remote_flush,
 	.same_lu = remote_same_lu,
+	.abandon = remote_abandon,
 	.close = remote_close,
 };
 
