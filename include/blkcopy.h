@@ -106,9 +106,10 @@ struct blkcopy_limits {
 int blkcopy_open(const char *path, unsigned int flags, struct blkcopy_dev **devp);
 
 /*
- * Why the last blkcopy_open() that failed on this thread failed, when it
- * knows more than its -errno ("login to iqn...:tgt at 10.0.0.1:3260
- * refused: authentication failure"), or "".  Never holds a password.
+ * Why the most recent blkcopy_open() on this thread failed, when it knows
+ * more than its -errno ("login to iqn...:tgt at 10.0.0.1:3260 refused:
+ * authentication failed (status 0x0201)"); "" after an open that succeeded
+ * or had nothing to add.  Never holds a password.
  */
 const char *blkcopy_open_error(void);
 

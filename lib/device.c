@@ -218,7 +218,8 @@ static int open_remote(struct blkcopy_dev *d, const char *url)
 	if (ret)
 		return ret;
 	if ((d->open_flags & BLKCOPY_OPEN_WRITE) && d->read_only) {
-		snprintf(open_error, sizeof(open_error), "%s is write protected", d->path);
+		snprintf(open_error, sizeof(open_error),
+			 "the logical unit is write protected (MODE SENSE WP bit)");
 		return -EROFS;
 	}
 	probe_native(d);
@@ -232,6 +233,7 @@ int bc_open_depth(const char *path, unsigned int flags, int depth, struct blkcop
 	struct stat st;
 	int ret;
 
+	open_error[0] = '\0';
 	if (!path || !devp || (flags & ~known) || !(flags & (BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE)))
 		return -EINVAL;
 	d = calloc(1, sizeof(*d));
@@ -245,7 +247,6 @@ int bc_open_depth(const char *path, unsigned int flags, int depth, struct blkcop
 		ret = -ENOMEM;
 		goto fail;
 	}
-	open_error[0] = '\0';
 	if (bc_is_iscsi_url(path)) {
 		ret = open_remote(d, path);
 		if (ret)

@@ -625,15 +625,20 @@ static int cmd_limits(int argc, char **argv)
 		usage_limits(stderr);
 		return EXIT_USAGE;
 	}
+	/* Every password out of argv before the first (slow) login. */
+	char **paths = calloc((size_t)(argc - optind), sizeof(*paths));
+	if (!paths)
+		return 1;
+	for (int i = optind; i < argc; i++)
+		paths[i - optind] = take_device_arg(argv[i]);
 	if (json)
 		putchar('[');
 	for (int i = optind; i < argc; i++) {
 		struct blkcopy_dev *d;
 		struct blkcopy_info info;
-		char *path = take_device_arg(argv[i]);
-		int ret = path ? open_dev(path, BLKCOPY_OPEN_READ, &d) : -ENOMEM;
+		int ret = paths[i - optind] ? open_dev(paths[i - optind], BLKCOPY_OPEN_READ, &d)
+					   : -ENOMEM;
 
-		free(path);
 		if (ret) {
 			status = 1;
 			continue;
@@ -652,6 +657,9 @@ static int cmd_limits(int argc, char **argv)
 	}
 	if (json)
 		puts("]");
+	for (int i = optind; i < argc; i++)
+		free(paths[i - optind]);
+	free(paths);
 	return status;
 }
 

@@ -194,9 +194,8 @@ static int iscsi_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_sc
 		scsi_free_scsi_task(task);
 		return -ENOMEM;
 	}
-	if (timeout_ms > s->cmd_timeout_ms)
-		timeout_ms = s->cmd_timeout_ms;
-	ret = wait_until(s, &w.done, bc_now_ms() + timeout_ms);
+	/* The session's own bound (BLKCOPY_ISCSI_TIMEOUT), not the local SCSI default. */
+	ret = wait_until(s, &w.done, bc_now_ms() + s->cmd_timeout_ms);
 	if (!w.done) {
 		/* Our frame is about to go: the callback must run now, not later. */
 		s->cancelling = true;
