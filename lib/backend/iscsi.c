@@ -49,6 +49,9 @@ const struct bc_backend bc_backend_iscsi = {
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "../iscsi_url.h"
 
@@ -72,6 +75,7 @@ struct iscsi_lu {
 	bool lost;		/* the session dropped: nothing more goes out */
 	bool cancelling;	/* our own cancel, not a dropped session */
 	uint32_t inflight;	/* data commands not yet completed */
+	uint32_t copies;	/* EXTENDED COPY commands of a native queue not yet completed */
 	struct bc_scsi_transport t;
 	struct bc_scsi_lu lu;
 	bool copy_manager;	/* discovery found one blkcopy can use */
@@ -121,7 +125,7 @@ static int service(struct iscsi_lu *s, int revents)
 	if (ret < 0 && s->logged_in)
 		lose(s, iscsi_get_error(s->ctx));
 	/* Outside every callback: fail what still waits on a dead session. */
-	if (s->lost && s->inflight)
+	if (s->lost && (s->inflight || s->copies))
 		iscsi_scsi_cancel_all_tasks(s->ctx);
 	return ret < 0 ? -1 : 0;
 }
@@ -491,10 +495,11 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* Emulation's data path                                                    */
 
-static int status_errno(struct iscsi_lu *s, int status, struct scsi_task *task, bool write)
+/* A command's end -> -errno, with the story in the device's error.  @cmd: "READ(16)", ... */
+static int status_errno(struct iscsi_lu *s, int status, struct scsi_task *task, const char *cmd)
 {
-	const char *cmd = write ? "WRITE(16)" : "READ(16)";
 	struct bc_scsi_sense sense = { 0 };
+	int err;
 
 	switch (status) {
 	case SCSI_STATUS_GOOD:
@@ -503,9 +508,11 @@ static int status_errno(struct iscsi_lu *s, int status, struct scsi_task *task, 
 		sense.key = (uint8_t)task->sense.key;
 		sense.asc = (uint8_t)(task->sense.ascq >> 8);
 		sense.ascq = (uint8_t)task->sense.ascq;
-		bc_scsi_sense_errno(&sense, cmd, s->dev->error, sizeof(s->dev->error));
+		err = bc_scsi_sense_errno(&sense, cmd, s->dev->error, sizeof(s->dev->error));
+		if (cmd[0] == 'E')	/* EXTENDED COPY: a refusal before writing means emulate */
+			return err;
 		/* A data command refused is an I/O error here, not a reason to emulate. */
-		return sense.key == 0x7 ? -EROFS : -EIO;
+		return err == -EROFS ? -EROFS : -EIO;
 	case SCSI_STATUS_BUSY:
 	case SCSI_STATUS_TASK_SET_FULL:
 	case SCSI_STATUS_RESERVATION_CONFLICT:
@@ -531,7 +538,7 @@ static void data_cb(struct iscsi_context *ctx, int status, void *data, void *pri
 	struct data_io *io = priv;
 	struct scsi_task *task = data ? data : io->task;
 	struct iscsi_lu *s = io->s;
-	int res = status_errno(s, status, task, io->write);
+	int res = status_errno(s, status, task, io->write ? "WRITE(16)" : "READ(16)");
 
 	if (!res) {
 		uint64_t short_by = task->residual_status == SCSI_RESIDUAL_UNDERFLOW ? task->residual : 0;
@@ -715,11 +722,224 @@ static int iscsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const st
 	return ret;
 }
 
+/*
+ * Many EXTENDED COPY commands in flight: a copy manager that takes one
+ * segment per command (LIO) would otherwise cost a network round trip per
+ * source range.  The job polls queue_fd: an epoll set of the session's
+ * socket and a one-second timer, so that command timeouts are checked even
+ * while the target stays silent.
+ */
+struct xcopy_cmd {
+	struct bc_native_queue *q;
+	struct scsi_task *task;
+	struct iscsi_data list;
+	uint32_t tag;
+	uint32_t unit_attentions;
+	uint64_t len;		/* bytes the piece copies */
+	bool busy;
+};
+
+struct bc_native_queue {
+	struct blkcopy_dev *src, *dst;
+	struct iscsi_lu *a, *b;
+	bool same;
+	int epfd, timerfd;
+	uint32_t depth;
+	struct xcopy_cmd *cmds;
+	struct bc_native_cqe *done;
+	uint32_t nr_done;
+};
+
+#define UA_RETRIES 3
+
+static int xcopy_send(struct xcopy_cmd *c);
+
+static void xcopy_cb(struct iscsi_context *ctx, int status, void *data, void *priv)
+{
+	struct xcopy_cmd *c = priv;
+	struct bc_native_queue *q = c->q;
+	struct scsi_task *task = data ? data : c->task;
+	int res;
+
+	q->b->copies--;
+	/* The first contact after a LU change reports a Unit Attention: ask again. */
+	if (status == SCSI_STATUS_CHECK_CONDITION && task->sense.key == SCSI_SENSE_UNIT_ATTENTION &&
+	    c->unit_attentions++ < UA_RETRIES) {
+		scsi_free_scsi_task(task);
+		if (!xcopy_send(c))
+			return;
+		res = -ENOMEM;
+	} else {
+		res = status_errno(q->b, status, task, "EXTENDED COPY");
+		if (task)
+			scsi_free_scsi_task(task);
+	}
+	if (res)
+		memcpy(q->src->error, q->dst->error, sizeof(q->src->error));
+	c->task = NULL;
+	c->busy = false;
+	free(c->list.data);
+	c->list.data = NULL;
+	q->done[q->nr_done++] = (struct bc_native_cqe){
+		.tag = c->tag,
+		.result = res,
+		.method = BLKCOPY_METHOD_SCSI_XCOPY,
+	};
+}
+
+static int xcopy_send(struct xcopy_cmd *c)
+{
+	struct iscsi_lu *b = c->q->b;
+
+	if (b->lost)
+		return -ECONNRESET;
+	/* The copy manager answers when the whole piece is copied. */
+	iscsi_set_timeout(b->ctx, b->timeout_s * XCOPY_TIMEOUT_FACTOR);
+	c->task = iscsi_extended_copy_task(b->ctx, b->url.lun, &c->list, xcopy_cb, c);
+	iscsi_set_timeout(b->ctx, b->timeout_s);
+	if (!c->task)
+		return -ENOMEM;
+	b->copies++;
+	return 0;
+}
+
+static void queue_free(struct bc_native_queue *q)
+{
+	if (!q)
+		return;
+	if (q->epfd >= 0)
+		close(q->epfd);
+	if (q->timerfd >= 0)
+		close(q->timerfd);
+	free(q->cmds);
+	free(q->done);
+	free(q);
+}
+
+static int iscsi_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
+			      struct bc_native_queue **qp)
+{
+	struct bc_native_queue *q = calloc(1, sizeof(*q));
+	const struct itimerspec tick = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (!q)
+		return -ENOMEM;
+	*q = (struct bc_native_queue){ .src = src, .dst = dst, .a = src->remote_data,
+				       .b = dst->remote_data, .same = remote_same_lu(src, dst),
+				       .epfd = -1, .timerfd = -1, .depth = depth };
+	q->cmds = calloc(depth, sizeof(*q->cmds));
+	q->done = calloc(depth, sizeof(*q->done));
+	q->epfd = epoll_create1(EPOLL_CLOEXEC);
+	q->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (!q->cmds || !q->done || q->epfd < 0 || q->timerfd < 0 ||
+	    timerfd_settime(q->timerfd, 0, &tick, NULL) ||
+	    epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->timerfd, &ev) ||
+	    epoll_ctl(q->epfd, EPOLL_CTL_ADD, iscsi_get_fd(q->b->ctx), &ev)) {
+		int ret = errno ? -errno : -ENOMEM;
+
+		queue_free(q);
+		return ret;
+	}
+	for (uint32_t i = 0; i < depth; i++)
+		q->cmds[i] = (struct xcopy_cmd){ .q = q, .tag = i };
+	*qp = q;
+	return 0;
+}
+
+static int iscsi_queue_submit(struct bc_native_queue *q, const struct bc_span *segs,
+			      const struct bc_piece *piece, uint32_t tag)
+{
+	const size_t size = 16 + 2 * 32 + (size_t)28 * piece->nr_segs;
+	struct xcopy_cmd *c = &q->cmds[tag];
+	ssize_t len;
+	int ret;
+
+	if (tag >= q->depth || c->busy)
+		return -EINVAL;
+	c->list.data = malloc(size);
+	if (!c->list.data)
+		return -ENOMEM;
+	len = bc_scsi_xcopy_list(&q->a->lu, 0, q->same ? &q->a->lu : &q->b->lu, 0, q->same, segs,
+				 piece, c->list.data, size);
+	if (len < 0) {
+		free(c->list.data);
+		c->list.data = NULL;
+		return (int)len;
+	}
+	c->list.size = (size_t)len;
+	c->len = piece->len;
+	c->unit_attentions = 0;
+	ret = xcopy_send(c);
+	if (ret) {
+		free(c->list.data);
+		c->list.data = NULL;
+		return ret;
+	}
+	c->busy = true;
+	/* Out now, not at the next poll: the command is a few hundred bytes. */
+	if (remote_want_write(q->dst))
+		service(q->b, POLLOUT);
+	return 0;
+}
+
+static int iscsi_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max,
+			    bool wait)
+{
+	const int64_t deadline = bc_now_ms() + (int64_t)q->b->timeout_s * 1000 * (XCOPY_TIMEOUT_FACTOR + 1);
+	uint64_t ticks;
+	uint32_t n = 0;
+
+	if (read(q->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return -errno;
+	for (;;) {
+		struct pollfd p = { .fd = iscsi_get_fd(q->b->ctx) };
+		int r;
+
+		p.events = (short)(q->b->lost ? 0 : iscsi_which_events(q->b->ctx));
+		r = poll(&p, 1, wait && !q->nr_done && q->b->copies ? 1000 : 0);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		service(q->b, r > 0 ? p.revents : 0);
+		if (q->nr_done || !wait || !q->b->copies)
+			break;
+		/* libiscsi times the command out; this only bounds a lost timer. */
+		if (bc_now_ms() > deadline)
+			return -ETIMEDOUT;
+	}
+	while (q->nr_done && n < max)
+		cqes[n++] = q->done[--q->nr_done];
+	return (int)n;
+}
+
+static int iscsi_queue_fd(const struct bc_native_queue *q)
+{
+	return q->epfd;
+}
+
+static void iscsi_queue_destroy(struct bc_native_queue *q)
+{
+	/* The core reaps everything first; anything left must not call back into freed memory. */
+	if (q->b->copies) {
+		q->b->cancelling = true;
+		iscsi_scsi_cancel_all_tasks(q->b->ctx);
+		q->b->cancelling = false;
+	}
+	for (uint32_t i = 0; i < q->depth; i++)
+		free(q->cmds[i].list.data);
+	queue_free(q);
+}
+
 const struct bc_backend bc_backend_iscsi = {
 	.name = "iscsi",
 	.probe = iscsi_probe,
 	.pair = iscsi_pair,
 	.copy = iscsi_copy,
+	.queue_create = iscsi_queue_create,
+	.queue_submit = iscsi_queue_submit,
+	.queue_reap = iscsi_queue_reap,
+	.queue_fd = iscsi_queue_fd,
+	.queue_destroy = iscsi_queue_destroy,
 };
 
 #endif
