@@ -210,18 +210,28 @@ static void pick_designator(const uint8_t *page, uint32_t len, struct bc_scsi_lu
 	}
 }
 
-static int read_copy_params(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
-			    size_t size)
+/* A 16-byte command with a service action that reads @len bytes (allocation length at 10). */
+static int read16(const struct bc_scsi_transport *t, uint8_t op, uint8_t sa, const char *name,
+		  void *buf, uint32_t len, char *why, size_t size)
 {
-	uint8_t cdb[16] = { 0x84, 0x03 }, buf[256] = { 0 };
+	uint8_t cdb[16] = { op, sa };
 	struct bc_scsi_sense s;
 	int rc;
 
-	put_be32(cdb + 10, sizeof(buf));
-	rc = bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, sizeof(buf),
-			 DISCOVER_TIMEOUT_MS, &s);
+	put_be32(cdb + 10, len);
+	rc = bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, len, DISCOVER_TIMEOUT_MS, &s);
+	return rc ? discover_fail(rc, &s, name, why, size) : 0;
+}
+
+static int read_copy_params(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
+			    size_t size)
+{
+	uint8_t buf[256] = { 0 };
+	int rc = read16(t, 0x84, 0x03, "RECEIVE COPY OPERATING PARAMETERS", buf, sizeof(buf), why,
+			size);
+
 	if (rc)
-		return discover_fail(rc, &s, "RECEIVE COPY OPERATING PARAMETERS", why, size);
+		return rc;
 	lu->max_targets = be16(buf + 8);
 	lu->max_segments = be16(buf + 10);
 	lu->max_list_bytes = be32(buf + 12);
@@ -237,15 +247,11 @@ static int read_copy_params(const struct bc_scsi_transport *t, struct bc_scsi_lu
 int bc_scsi_capacity(const struct bc_scsi_transport *t, uint32_t *lbs, uint64_t *capacity,
 		     char *why, size_t size)
 {
-	uint8_t cdb[16] = { 0x9e, 0x10 }, buf[32] = { 0 };
-	struct bc_scsi_sense s;
-	int rc;
+	uint8_t buf[32] = { 0 };
+	int rc = read16(t, 0x9e, 0x10, "READ CAPACITY(16)", buf, sizeof(buf), why, size);
 
-	put_be32(cdb + 10, sizeof(buf));
-	rc = bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, sizeof(buf),
-			 DISCOVER_TIMEOUT_MS, &s);
 	if (rc)
-		return discover_fail(rc, &s, "READ CAPACITY(16)", why, size);
+		return rc;
 	*lbs = be32(buf + 8);
 	if (*lbs < 512 || *lbs > (1u << 20) || (*lbs & (*lbs - 1))) {
 		snprintf(why, size, "unusable logical block length %u", *lbs);
