@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# iSCSI EXTENDED COPY against forced emulation, 64 MiB ALPHA0 -> ALPHA1 (two
+# LUNs of one target), runs alternating, best of BENCH_REPEAT each: wall
+# time, CPU time of the blkcopy process (user + system) and bytes on the
+# wire, counted by two iptables rules on lo for the target's port (one per
+# direction, with a comment of their own, removed on every way out).
+# Emulation moves every byte through the host twice (READ in, WRITE out);
+# native copy sends a few EXTENDED COPY commands.  Under TCG the target's
+# work is emulated too, so the time ratio says little about real hardware;
+# the wire ratio does not depend on it.
+# lab/run.sh runs it only with LAB_BENCH=1: sudo LAB_BENCH=1 bash lab/run.sh --only bench-iscsi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REPEAT=${BENCH_REPEAT:-3}
+SIZE=$((64 * MiB))
+FW_TAG=blkcopy-lab-bench-$$
+FW_RULES=()	# rule specs added, for the cleanup
+
+iptables_cmd() {
+	iptables -w 10 "$@"
+}
+
+# fw_add: count both directions of the target's port on lo (INPUT sees every
+# loopback packet once).  Rules without a target only count.
+fw_add() {
+	local spec
+	for spec in "--dport $ISCSI_PORT" "--sport $ISCSI_PORT"; do
+		# shellcheck disable=SC2086
+		iptables_cmd -I INPUT -i lo -p tcp $spec -m comment --comment "$FW_TAG" || return 1
+		FW_RULES+=("$spec")
+	done
+}
+
+fw_remove() {
+	local spec
+	for spec in "${FW_RULES[@]}"; do
+		# shellcheck disable=SC2086
+		iptables_cmd -D INPUT -i lo -p tcp $spec -m comment --comment "$FW_TAG" 2>/dev/null
+	done
+	FW_RULES=()
+}
+
+# fw_bytes: bytes counted so far by our rules (both directions).
+fw_bytes() {
+	iptables_cmd -L INPUT -v -x -n | awk -v tag="/* $FW_TAG */" 'index($0, tag) { n += $2 } END { print n + 0 }'
+}
+
+trap 'fw_remove; rm -rf "$T_DIR"' EXIT
+trap 'exit 130' INT TERM HUP
+
+# run_once LABEL ARGS...: one copy (destination refilled first, checked
+# after); appends "wall cpu bytes" to $T_DIR/LABEL.
+run_once() {
+	local label=$1 t wall user sys b0 b1 TIMEFORMAT='%R %U %S'
+	shift
+	fill_random "$ISCSI_IMG_ALPHA1" 0 $SIZE || { WHY="fill failed"; return 1; }
+	b0=$(fw_bytes)
+	t=$({ time "$BLKCOPY" "$@" >"$T_OUT" 2>"$T_ERR"; } 2>&1) || { WHY="$label: blkcopy $*: $(head -c 300 "$T_ERR")"; return 1; }
+	b1=$(fw_bytes)
+	read -r wall user sys <<<"$t"
+	[[ $(md5_region "$ISCSI_IMG_ALPHA1" 0 $SIZE) == "$SRC_SUM" ]] || { WHY="$label: ALPHA1 does not hold the copy"; return 1; }
+	echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $((b1 - b0)) $(jq -r .method <"$T_OUT")" >>"$T_DIR/$label"
+}
+
+# best LABEL: "wall cpu bytes method" of the fastest run.
+best() {
+	sort -g -k1,1 "$T_DIR/$1" | head -n 1
+}
+
+human() {
+	awk -v b="$1" 'BEGIN { split("B KB MB GB", u); i = 1; while (b >= 1000 && i < 4) { b /= 1000; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
+}
+
+case_bench() {
+	local args n e nw nc nb nm ew ec eb em k
+	command -v iptables >/dev/null || { WHY="no iptables (apt-get install iptables)"; return 77; }
+	fill_random "$ISCSI_IMG_ALPHA0" 0 $SIZE || { WHY="fill failed"; return 1; }
+	SRC_SUM=$(md5_region "$ISCSI_IMG_ALPHA0" 0 $SIZE)
+	fw_add || { WHY="could not add the iptables counting rules"; return 1; }
+	args=(copy --json --no-progress --range 0:$SIZE --dst-offset 0 "$ISCSI_ALPHA0" "$ISCSI_ALPHA1")
+	for ((k = 0; k < REPEAT; k++)); do
+		run_once native "${args[@]}" || return 1
+		run_once emulated "${args[0]}" --no-offload "${args[@]:1}" || return 1
+	done
+	read -r nw nc nb nm <<<"$(best native)"
+	read -r ew ec eb em <<<"$(best emulated)"
+	[[ $nm == scsi_xcopy ]] || { WHY="the native runs used '$nm'"; return 1; }
+	[[ $em == emulate ]] || { WHY="the --no-offload runs used '$em'"; return 1; }
+	((nb > 0 && eb > 0)) || { WHY="no bytes counted on port $ISCSI_PORT (native $nb, emulated $eb)"; return 1; }
+	info "bench iscsi 64MiB ALPHA0->ALPHA1 scsi_xcopy: ${nw}s, cpu ${nc}s, $(human "$nb") on the wire"
+	info "bench iscsi 64MiB ALPHA0->ALPHA1 --no-offload: ${ew}s, cpu ${ec}s, $(human "$eb") on the wire"
+	info "bench iscsi 64MiB: native $(awk -v e="$ew" -v n="$nw" 'BEGIN { printf "%.2f", e / n }')x faster," \
+		"$(awk -v e="$ec" -v n="$nc" 'BEGIN { printf "%.1f", e / (n > 0.001 ? n : 0.001) }')x less cpu," \
+		"$(awk -v e="$eb" -v n="$nb" 'BEGIN { printf "%.0f", e / n }')x fewer bytes on the wire (best of $REPEAT, alternating)"
+	fw_remove
+	! iptables_cmd -L INPUT -n | grep -qF "$FW_TAG" || { WHY="the counting rules are still there after their removal"; return 1; }
+}
+
+run_case bench-iscsi case_bench
+finish
