@@ -219,7 +219,7 @@ static int open_remote(struct blkcopy_dev *d, const char *url)
 		return ret;
 	if ((d->open_flags & BLKCOPY_OPEN_WRITE) && d->read_only) {
 		snprintf(open_error, sizeof(open_error),
-			 "the logical unit is write protected (MODE SENSE WP bit)");
+			 "read-only: the logical unit is write protected (MODE SENSE WP bit)");
 		return -EROFS;
 	}
 	probe_native(d);
