@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# iSCSI EXTENDED COPY against forced emulation, 64 MiB ALPHA0 -> ALPHA1 (two
-# LUNs of one target), runs alternating, best of BENCH_REPEAT each: wall
+# iSCSI EXTENDED COPY against forced emulation, ALPHA0 -> ALPHA1 (two LUNs of
+# one target): 64 MiB in one range, and 4096 scattered 4 KiB ranges (LIO takes
+# one segment per command: one EXTENDED COPY per range, many in flight).
+# Runs alternating, best of BENCH_REPEAT each: wall
 # time, CPU time of the blkcopy process (user + system) and bytes on the
 # wire, counted by two iptables rules on lo for the target's port (one per
 # direction, with a comment of their own, removed on every way out).
@@ -49,17 +51,18 @@ fw_bytes() {
 trap 'fw_remove; rm -rf "$T_DIR"' EXIT
 trap 'exit 130' INT TERM HUP
 
-# run_once LABEL ARGS...: one copy (destination refilled first, checked
-# after); appends "wall cpu bytes" to $T_DIR/LABEL.
+# run_once LABEL LEN ARGS...: one copy of LEN bytes to ALPHA1 offset 0
+# (destination refilled first, checked against $SRC_SUM after); appends
+# "wall cpu bytes method" to $T_DIR/LABEL.
 run_once() {
-	local label=$1 t wall user sys b0 b1 TIMEFORMAT='%R %U %S'
-	shift
-	fill_random "$ISCSI_IMG_ALPHA1" 0 $SIZE || { WHY="fill failed"; return 1; }
+	local label=$1 len=$2 t wall user sys b0 b1 TIMEFORMAT='%R %U %S'
+	shift 2
+	fill_random "$ISCSI_IMG_ALPHA1" 0 "$len" || { WHY="fill failed"; return 1; }
 	b0=$(fw_bytes)
 	t=$({ time "$BLKCOPY" "$@" >"$T_OUT" 2>"$T_ERR"; } 2>&1) || { WHY="$label: blkcopy $*: $(head -c 300 "$T_ERR")"; return 1; }
 	b1=$(fw_bytes)
 	read -r wall user sys <<<"$t"
-	[[ $(md5_region "$ISCSI_IMG_ALPHA1" 0 $SIZE) == "$SRC_SUM" ]] || { WHY="$label: ALPHA1 does not hold the copy"; return 1; }
+	[[ $(md5_region "$ISCSI_IMG_ALPHA1" 0 "$len") == "$SRC_SUM" ]] || { WHY="$label: ALPHA1 does not hold the copy"; return 1; }
 	echo "$wall $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }') $((b1 - b0)) $(jq -r .method <"$T_OUT")" >>"$T_DIR/$label"
 }
 
@@ -72,27 +75,53 @@ human() {
 	awk -v b="$1" 'BEGIN { split("B KB MB GB", u); i = 1; while (b >= 1000 && i < 4) { b /= 1000; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
 }
 
-case_bench() {
-	local args n e nw nc nb nm ew ec eb em k
-	command -v iptables >/dev/null || { WHY="no iptables (apt-get install iptables)"; return 77; }
-	fill_random "$ISCSI_IMG_ALPHA0" 0 $SIZE || { WHY="fill failed"; return 1; }
-	SRC_SUM=$(md5_region "$ISCSI_IMG_ALPHA0" 0 $SIZE)
-	fw_add || { WHY="could not add the iptables counting rules"; return 1; }
-	args=(copy --json --no-progress --range 0:$SIZE --dst-offset 0 "$ISCSI_ALPHA0" "$ISCSI_ALPHA1")
-	for ((k = 0; k < REPEAT; k++)); do
-		run_once native "${args[@]}" || return 1
-		run_once emulated "${args[0]}" --no-offload "${args[@]:1}" || return 1
-	done
-	read -r nw nc nb nm <<<"$(best native)"
-	read -r ew ec eb em <<<"$(best emulated)"
-	[[ $nm == scsi_xcopy ]] || { WHY="the native runs used '$nm'"; return 1; }
-	[[ $em == emulate ]] || { WHY="the --no-offload runs used '$em'"; return 1; }
-	((nb > 0 && eb > 0)) || { WHY="no bytes counted on port $ISCSI_PORT (native $nb, emulated $eb)"; return 1; }
-	info "bench iscsi 64MiB ALPHA0->ALPHA1 scsi_xcopy: ${nw}s, cpu ${nc}s, $(human "$nb") on the wire"
-	info "bench iscsi 64MiB ALPHA0->ALPHA1 --no-offload: ${ew}s, cpu ${ec}s, $(human "$eb") on the wire"
-	info "bench iscsi 64MiB: native $(awk -v e="$ew" -v n="$nw" 'BEGIN { printf "%.2f", e / n }')x faster," \
+# compare NAME: native against --no-offload for the runs under NAME, as INFO lines.
+compare() {
+	local name=$1 nw nc nb nm ew ec eb em
+	read -r nw nc nb nm <<<"$(best "$name-native")"
+	read -r ew ec eb em <<<"$(best "$name-emulated")"
+	[[ $nm == scsi_xcopy ]] || { WHY="$name: the native runs used '$nm'"; return 1; }
+	[[ $em == emulate ]] || { WHY="$name: the --no-offload runs used '$em'"; return 1; }
+	((nb > 0 && eb > 0)) || { WHY="$name: no bytes counted on port $ISCSI_PORT (native $nb, emulated $eb)"; return 1; }
+	info "bench iscsi $name ALPHA0->ALPHA1 scsi_xcopy: ${nw}s, cpu ${nc}s, $(human "$nb") on the wire"
+	info "bench iscsi $name ALPHA0->ALPHA1 --no-offload: ${ew}s, cpu ${ec}s, $(human "$eb") on the wire"
+	info "bench iscsi $name: native $(awk -v e="$ew" -v n="$nw" 'BEGIN { printf "%.2f", e / n }')x faster," \
 		"$(awk -v e="$ec" -v n="$nc" 'BEGIN { printf "%.1f", e / (n > 0.001 ? n : 0.001) }')x less cpu," \
 		"$(awk -v e="$eb" -v n="$nb" 'BEGIN { printf "%.0f", e / n }')x fewer bytes on the wire (best of $REPEAT, alternating)"
+}
+
+# bench NAME LEN ARGS...: REPEAT alternating native and --no-offload runs of "blkcopy copy ARGS".
+bench() {
+	local name=$1 len=$2 k
+	shift 2
+	for ((k = 0; k < REPEAT; k++)); do
+		run_once "$name-native" "$len" copy "$@" || return 1
+		run_once "$name-emulated" "$len" copy --no-offload "$@" || return 1
+	done
+	compare "$name"
+}
+
+case_bench() {
+	local ranges=$T_DIR/scattered.txt i
+	command -v iptables >/dev/null || { WHY="no iptables (apt-get install iptables)"; return 77; }
+	fill_random "$ISCSI_IMG_ALPHA0" 0 $SIZE || { WHY="fill failed"; return 1; }
+	fw_add || { WHY="could not add the iptables counting rules"; return 1; }
+
+	SRC_SUM=$(md5_region "$ISCSI_IMG_ALPHA0" 0 $SIZE)
+	bench 64MiB $SIZE --json --no-progress --range 0:$SIZE "$ISCSI_ALPHA0" "$ISCSI_ALPHA1" || return 1
+
+	# Every fourth 4 KiB block of the first 64 MiB, in order: 16 MiB in 4096 ranges.
+	for ((i = 0; i < 4096; i++)); do
+		echo "$((i * 16384)):4096"
+	done >"$ranges"
+	SRC_SUM=$(python3 -c 'import hashlib, sys
+f = open(sys.argv[1], "rb"); h = hashlib.md5()
+for i in range(4096):
+    f.seek(i * 16384); h.update(f.read(4096))
+print(h.hexdigest())' "$ISCSI_IMG_ALPHA0")
+	bench 4096x4KiB $((16 * MiB)) --json --no-progress --ranges-from "$ranges" "$ISCSI_ALPHA0" \
+		"$ISCSI_ALPHA1" || return 1
+
 	fw_remove
 	! iptables_cmd -L INPUT -n | grep -qF "$FW_TAG" || { WHY="the counting rules are still there after their removal"; return 1; }
 }
