@@ -249,7 +249,19 @@ case_write_protected() {
 # kernel aborts blkcopy's socket (ss -K, needs CONFIG_INET_DIAG_DESTROY).
 DROP_AFTER=${DROP_AFTER:-0.7}
 
-# cut_connection HOW: tpg or host.  77 (skip) when the host cannot.
+# A third way, stall: the network goes silent (iptables drops the port both
+# ways on lo); the command timeout must end the copy.
+STALL_TAG=blkcopy-lab-stall-$$
+stall_rules() {
+	local op=$1 spec
+	for spec in "--dport $ISCSI_PORT" "--sport $ISCSI_PORT"; do
+		# shellcheck disable=SC2086
+		iptables -w 10 "$op" INPUT -i lo -p tcp $spec -m comment --comment "$STALL_TAG" -j DROP || return 1
+	done
+}
+trap 'stall_rules -D 2>/dev/null; rm -rf "$T_DIR"' EXIT
+
+# cut_connection HOW: tpg, host or stall.  77 (skip) when the host cannot.
 cut_connection() {
 	case $1 in
 	tpg) guest_sh 'tpg_enable alpha 0' >/dev/null || { WHY="could not disable alpha's TPG"; return 1; } ;;
@@ -257,12 +269,37 @@ cut_connection() {
 		ss -K dst 127.0.0.1 dport = "$ISCSI_PORT" >"$T_DIR/ss" 2>&1
 		grep -q ESTAB "$T_DIR/ss" || { WHY="ss -K killed no socket: $(tr '\n' ' ' <"$T_DIR/ss")"; return 77; }
 		;;
+	stall)
+		command -v iptables >/dev/null || { WHY="no iptables"; return 77; }
+		stall_rules -I || { WHY="could not add the DROP rules"; return 1; }
+		;;
 	esac
+}
+
+# restore_connection HOW: the target reachable again for the next case.
+restore_connection() {
+	case $1 in
+	tpg) guest_sh 'tpg_enable alpha 1' >/dev/null || { WHY="could not enable alpha's TPG again"; return 1; } ;;
+	stall) stall_rules -D || { WHY="could not remove the DROP rules"; return 1; } ;;
+	esac
+	return 0
+}
+
+# target_back: ALPHA0 answers again (a cut session may linger on the target for a moment).
+target_back() {
+	local i
+	for ((i = 0; i < 20; i++)); do
+		bcp limits "$ISCSI_ALPHA0"
+		[[ $RC -eq 0 ]] && return 0
+		sleep 0.5
+	done
+	WHY="ALPHA0 unreachable after the cut: $(bcp_what)"
+	return 1
 }
 
 # drop_during_copy HOW
 drop_during_copy() {
-	local how=$1 size=$((64 * MiB)) pid c t0 running i cut
+	local how=$1 size=$((64 * MiB)) pid c t0 running cut took
 	truncate -s 0 "$T_DIR/drop.img" && truncate -s $size "$T_DIR/drop.img" || return 1
 	fill_random "$ISCSI_IMG_ALPHA0" 0 $size || { WHY="fill failed"; return 1; }
 	t0=$EPOCHREALTIME
@@ -275,12 +312,13 @@ drop_during_copy() {
 	cut=$?
 	wait "$pid"
 	RC=$?
-	if [[ $how == tpg ]]; then
-		guest_sh 'tpg_enable alpha 1' >/dev/null || { WHY="could not enable alpha's TPG again"; return 1; }
-	fi
+	took=$(elapsed_since "$t0")
+	restore_connection "$how" || return 1
 	[[ $cut -eq 0 ]] || return "$cut"
-	info "$T_NAME: cut ($how) after $DROP_AFTER s: exit $RC after $(elapsed_since "$t0") s: $(head -c 300 "$T_ERR" | tr '\n' ' ')"
+	info "$T_NAME: cut ($how) after $DROP_AFTER s: exit $RC after $took s: $(head -c 300 "$T_ERR" | tr '\n' ' ')"
 	[[ $running == 1 ]] || { WHY="the copy ended before the drop (rc $RC): a larger copy or an earlier DROP_AFTER"; return 1; }
+	# A silent network is noticed by the command timeout (5 s), not by TCP minutes later.
+	awk -v t="$took" 'BEGIN { exit !(t < 20) }' || { WHY="the copy took $took s to give up (timeout 5 s)"; return 1; }
 	failed_clearly "copy with its connection cut" || return 1
 	json_check "$T_OUT" '(.committed | type) == "number" and .committed >= 0 and .committed < .total and .error != null' \
 		"the JSON does not report a partial copy" || return 1
@@ -288,14 +326,49 @@ drop_during_copy() {
 	[[ $(md5_region "$T_DIR/drop.img" 0 "$c") == $(md5_region "$ISCSI_IMG_ALPHA0" 0 "$c") ]] ||
 		{ WHY="the first $c (committed) bytes of the destination are not the source's"; return 1; }
 	info "$T_NAME: $c of $size bytes committed and correct"
-	# The target is back for whatever runs next.
-	for ((i = 0; i < 20; i++)); do
-		bcp limits "$ISCSI_ALPHA0"
-		[[ $RC -eq 0 ]] && return 0
-		sleep 0.5
-	done
-	WHY="ALPHA0 unreachable after the cut: $(bcp_what)"
-	return 1
+	target_back
+}
+
+# The TPG disabled during a native copy of 8192 scattered 4 KiB ranges (one
+# EXTENDED COPY each, many in flight): committed counts only what the target
+# acknowledged, in destination order.
+drop_during_native_copy() {
+	local ranges=$T_DIR/native-drop.txt pid c t0 running cut took i
+	for ((i = 0; i < 8192; i++)); do
+		echo "$((i * 16384)):4096"
+	done >"$ranges"
+	fill_random "$ISCSI_IMG_ALPHA0" 0 $((128 * MiB)) || { WHY="fill failed"; return 1; }
+	fill_random "$ISCSI_IMG_ALPHA1" 0 $((32 * MiB)) || { WHY="fill failed"; return 1; }
+	t0=$EPOCHREALTIME
+	BLKCOPY_ISCSI_TIMEOUT=5 timeout -k 5 60 "$BLKCOPY" copy --json --no-progress --ranges-from "$ranges" \
+		"$ISCSI_ALPHA0" "$ISCSI_ALPHA1" >"$T_OUT" 2>"$T_ERR" </dev/null &
+	pid=$!
+	sleep "$DROP_AFTER"
+	kill -0 "$pid" 2>/dev/null && running=1 || running=0
+	cut_connection tpg
+	cut=$?
+	wait "$pid"
+	RC=$?
+	took=$(elapsed_since "$t0")
+	restore_connection tpg || return 1
+	[[ $cut -eq 0 ]] || return "$cut"
+	info "$T_NAME: cut (tpg) after $DROP_AFTER s: exit $RC after $took s: $(head -c 300 "$T_ERR" | tr '\n' ' ')"
+	[[ $running == 1 ]] || { WHY="the copy ended before the drop (rc $RC)"; return 1; }
+	failed_clearly "native copy with its connection cut" || return 1
+	json_check "$T_OUT" '(.committed | type) == "number" and .committed < .total and .native_bytes > 0 and .emulated_bytes == 0' \
+		"the JSON does not report a partial native copy" || return 1
+	c=$(jq -r .committed <"$T_OUT")
+	python3 - "$ISCSI_IMG_ALPHA0" "$ISCSI_IMG_ALPHA1" "$c" <<-'PY' || { WHY="the first $c (committed) bytes of ALPHA1 are not the source ranges"; return 1; }
+		import sys
+		src, dst, n = open(sys.argv[1], "rb"), open(sys.argv[2], "rb"), int(sys.argv[3])
+		want = b""
+		for i in range((n + 4095) // 4096):
+		    src.seek(i * 16384)
+		    want += src.read(4096)
+		sys.exit(0 if dst.read(n) == want[:n] else 1)
+	PY
+	info "$T_NAME: $c of $((32 * MiB)) bytes committed and correct"
+	target_back
 }
 
 [[ -x $BLKCOPY ]] || { fail iscsi "no blkcopy binary at '$BLKCOPY'"; finish; }
@@ -320,4 +393,6 @@ run_case iscsi-chap-wrong case_chap_wrong
 run_case iscsi-write-protected case_write_protected
 run_case iscsi-dropped-connection-target drop_during_copy tpg
 run_case iscsi-dropped-connection-host drop_during_copy host
+run_case iscsi-stalled-network drop_during_copy stall
+run_case iscsi-dropped-connection-native drop_during_native_copy
 finish
