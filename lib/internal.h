@@ -239,7 +239,8 @@ struct bc_native_queue;
  * Backends that can keep many commands in flight also provide a queue
  * (all four or none):
  *   queue_create:  a queue for @src -> @dst with room for @depth pieces;
- *                  -EOPNOTSUPP makes the core use copy() instead.
+ *                  -EOPNOTSUPP makes the core use copy() instead.  A backend
+ *                  whose queue_create never says -EOPNOTSUPP needs no copy().
  *   queue_submit:  queue one piece under @tag; @segs may be reused on return.
  *                  An error return means the piece never reached the device.
  *   queue_reap:    send what is queued, then collect up to @max completions,

@@ -261,11 +261,36 @@ int bc_scsi_capacity(const struct bc_scsi_transport *t, uint32_t *lbs, uint64_t 
 	return 0;
 }
 
-int bc_scsi_ready(const struct bc_scsi_transport *t, char *why, size_t size)
+/* INQUIRY: a direct-access LU answers at this number; its 3PC bit. */
+static int inquiry(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
+		   size_t size)
+{
+	uint8_t buf[96] = { 0 };
+	const uint8_t cdb[6] = { 0x12, 0, 0, 0, sizeof(buf), 0 };
+	struct bc_scsi_sense s;
+	int rc;
+
+	rc = bc_scsi_run(t, cdb, sizeof(cdb), BC_SCSI_FROM_DEV, buf, sizeof(buf),
+			 DISCOVER_TIMEOUT_MS, &s);
+	if (rc)
+		return discover_fail(rc, &s, "INQUIRY", why, size);
+	/* Peripheral qualifier 3: the target has no logical unit at this number. */
+	if ((buf[0] >> 5) == 3) {
+		snprintf(why, size, "no such logical unit (peripheral qualifier 3)");
+		return -ENXIO;
+	}
+	if ((buf[0] & 0x1f) != 0 || (buf[0] >> 5) != 0) {
+		snprintf(why, size, "not a direct-access block device (peripheral 0x%02x)", buf[0]);
+		return -ENOTBLK;
+	}
+	lu->three_pc = buf[5] & 0x08;
+	return 0;
+}
+
+int bc_scsi_ready(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
+		  size_t size)
 {
 	const uint8_t tur[6] = { 0x00 };
-	uint8_t inq[36] = { 0 };
-	const uint8_t inquiry[6] = { 0x12, 0, 0, 0, sizeof(inq), 0 };
 	struct bc_scsi_sense s;
 	int rc;
 
@@ -276,20 +301,7 @@ int bc_scsi_ready(const struct bc_scsi_transport *t, char *why, size_t size)
 	}
 	if (rc)
 		return discover_fail(rc, &s, "TEST UNIT READY", why, size);
-	rc = bc_scsi_run(t, inquiry, sizeof(inquiry), BC_SCSI_FROM_DEV, inq, sizeof(inq),
-			 DISCOVER_TIMEOUT_MS, &s);
-	if (rc)
-		return discover_fail(rc, &s, "INQUIRY", why, size);
-	/* Peripheral qualifier 3: the target has no logical unit at this number. */
-	if ((inq[0] >> 5) == 3) {
-		snprintf(why, size, "no such logical unit (peripheral qualifier 3)");
-		return -ENXIO;
-	}
-	if ((inq[0] & 0x1f) != 0 || (inq[0] >> 5) != 0) {
-		snprintf(why, size, "not a direct-access block device (peripheral 0x%02x)", inq[0]);
-		return -ENOTBLK;
-	}
-	return 0;
+	return inquiry(t, lu, why, size);
 }
 
 bool bc_scsi_write_protected(const struct bc_scsi_transport *t)
@@ -319,29 +331,27 @@ uint64_t bc_scsi_max_transfer(const struct bc_scsi_transport *t, uint32_t lbs)
 int bc_scsi_discover(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
 		     size_t size)
 {
+	int rc;
+
+	*lu = (struct bc_scsi_lu){ 0 };
+	rc = inquiry(t, lu, why, size);
+	/* Without a copy manager the capacity is not worth a command. */
+	if (!rc && lu->three_pc)
+		rc = bc_scsi_capacity(t, &lu->lbs, &lu->capacity, why, size);
+	return rc ? rc : bc_scsi_copy_manager(t, lu, why, size);
+}
+
+int bc_scsi_copy_manager(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
+			 size_t size)
+{
 	uint8_t buf[512] = { 0 };
 	struct bc_scsi_sense s;
 	int rc;
 
-	*lu = (struct bc_scsi_lu){ 0 };
-	const uint8_t inquiry[6] = { 0x12, 0, 0, 0, 96, 0 };
-	rc = bc_scsi_run(t, inquiry, sizeof(inquiry), BC_SCSI_FROM_DEV, buf, 96,
-			 DISCOVER_TIMEOUT_MS, &s);
-	if (rc)
-		return discover_fail(rc, &s, "INQUIRY", why, size);
-	if ((buf[0] & 0x1f) != 0 || (buf[0] >> 5) != 0) {
-		snprintf(why, size, "not a direct-access block device (peripheral 0x%02x)", buf[0]);
-		return -EOPNOTSUPP;
-	}
-	lu->three_pc = buf[5] & 0x08;
 	if (!lu->three_pc) {
 		snprintf(why, size, "no copy manager (INQUIRY 3PC bit clear)");
 		return -EOPNOTSUPP;
 	}
-
-	rc = bc_scsi_capacity(t, &lu->lbs, &lu->capacity, why, size);
-	if (rc)
-		return rc;
 
 	const uint8_t vpd00[6] = { 0x12, 0x01, 0x00, 0, 255, 0 };
 	memset(buf, 0, sizeof(buf));

@@ -62,12 +62,20 @@ int bc_scsi_run(const struct bc_scsi_transport *t, const uint8_t *cdb, uint8_t c
 		struct bc_scsi_sense *s);
 
 /*
- * INQUIRY, Device Identification VPD, READ CAPACITY(16), RECEIVE COPY
- * OPERATING PARAMETERS.  0 when the LU can take part in EXTENDED COPY, with
- * @lu filled; else -errno with @why saying what is missing.
+ * INQUIRY, READ CAPACITY(16), then bc_scsi_copy_manager().  0 when the LU
+ * can take part in EXTENDED COPY, with @lu filled; else -errno with @why
+ * saying what is missing.
  */
 int bc_scsi_discover(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
 		     size_t why_size);
+
+/*
+ * The copy manager of a LU whose INQUIRY and capacity are in @lu: Device
+ * Identification VPD, RECEIVE COPY OPERATING PARAMETERS.  0 when it can
+ * take part in EXTENDED COPY; else -errno with @why.
+ */
+int bc_scsi_copy_manager(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
+			 size_t why_size);
 
 /* READ CAPACITY(16): block length and bytes.  -errno with @why. */
 int bc_scsi_capacity(const struct bc_scsi_transport *t, uint32_t *lbs, uint64_t *capacity,
@@ -75,9 +83,11 @@ int bc_scsi_capacity(const struct bc_scsi_transport *t, uint32_t *lbs, uint64_t 
 
 /*
  * TEST UNIT READY and INQUIRY: 0 for a direct-access LU that is there and
- * ready; -ENXIO when the target has no LU at this number; else -errno.
+ * ready, its 3PC bit in @lu; -ENXIO when the target has no LU at this
+ * number, -ENOTBLK for another device type; else -errno.
  */
-int bc_scsi_ready(const struct bc_scsi_transport *t, char *why, size_t why_size);
+int bc_scsi_ready(const struct bc_scsi_transport *t, struct bc_scsi_lu *lu, char *why,
+		  size_t why_size);
 
 /* MODE SENSE(10) says the medium is write protected (false when it cannot tell). */
 bool bc_scsi_write_protected(const struct bc_scsi_transport *t);

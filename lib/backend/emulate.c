@@ -359,7 +359,7 @@ static void prep_io(struct bc_emu *e, struct io_uring_sqe *sqe, bool write, uint
  * 2 GiB anyway.  A remote end takes no more than its target's transfer
  * limit; the rest of the segment or chunk follows as a short completion would.
  */
-static uint32_t io_len(const struct bc_emu *e, const struct blkcopy_dev *remote, uint64_t left)
+static uint32_t io_len(const struct blkcopy_dev *remote, uint64_t left)
 {
 	uint64_t max = remote ? remote->max_io : (1u << 30);
 
@@ -376,7 +376,7 @@ static bool issue_write(struct bc_emu *e, uint32_t ci)
 	if (!sqe && !e->dst_remote)
 		return false;
 	c->write_in_flight = true;
-	prep_io(e, sqe, true, ci, c->buf + c->wdone, io_len(e, e->dst_remote, c->len - c->wdone),
+	prep_io(e, sqe, true, ci, c->buf + c->wdone, io_len(e->dst_remote, c->len - c->wdone),
 		c->dst + c->wdone, WRITE_TAG);
 	return true;
 }
@@ -394,7 +394,7 @@ static bool issue_read(struct bc_emu *e, uint32_t ci, uint32_t si)
 	/* Marked first: a remote end that fails at once completes inside prep_io(). */
 	s->in_flight = true;
 	prep_io(e, sqe, false, ci, c->buf + s->buf_off + s->done,
-		io_len(e, e->src_remote, s->len - s->done), s->src + s->done, si);
+		io_len(e->src_remote, s->len - s->done), s->src + s->done, si);
 	return true;
 }
 

@@ -70,7 +70,6 @@ struct iscsi_lu {
 	struct blkcopy_dev *dev;
 	struct bc_iscsi_url url;	/* the password is wiped once logged in */
 	int timeout_s;
-	uint32_t cmd_timeout_ms;	/* the longest a synchronous command may take now */
 	bool logged_in;
 	bool lost;		/* the session dropped: nothing more goes out */
 	bool cancelling;	/* our own cancel, not a dropped session */
@@ -152,9 +151,18 @@ static int wait_until(struct iscsi_lu *s, const bool *done, int64_t deadline_ms)
 	return 0;
 }
 
-static int64_t deadline(const struct iscsi_lu *s, int factor)
+/* When a connect or login step, or one command, must have finished. */
+static int64_t deadline(const struct iscsi_lu *s)
 {
-	return bc_now_ms() + (int64_t)s->timeout_s * 1000 * factor;
+	return bc_now_ms() + (int64_t)s->timeout_s * 1000;
+}
+
+/* Complete every command in flight now (our own doing, not a dropped session). */
+static void cancel_all(struct iscsi_lu *s)
+{
+	s->cancelling = true;
+	iscsi_scsi_cancel_all_tasks(s->ctx);
+	s->cancelling = false;
 }
 
 /* Fixed-format sense from libiscsi's decoded fields: what bc_scsi_run() parses. */
@@ -169,7 +177,7 @@ static uint32_t make_sense(const struct scsi_task *task, uint8_t *sense)
 	return 18;
 }
 
-/* The bc_scsi_transport: one command, synchronously, within @timeout_ms. */
+/* The bc_scsi_transport: one command, synchronously, within the session timeout. */
 static int iscsi_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_scsi_dir dir,
 		      void *buf, uint32_t len, uint32_t timeout_ms, uint8_t *sense,
 		      uint32_t *sense_len)
@@ -199,7 +207,7 @@ static int iscsi_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_sc
 		return -ENOMEM;
 	}
 	/* The session's own bound (BLKCOPY_ISCSI_TIMEOUT), not the local SCSI default. */
-	ret = wait_until(s, &w.done, bc_now_ms() + s->cmd_timeout_ms);
+	ret = wait_until(s, &w.done, deadline(s));
 	if (!w.done) {
 		/* Our frame is about to go: the callback must run now, not later. */
 		s->cancelling = true;
@@ -332,7 +340,7 @@ static int connect_and_login(struct iscsi_lu *s, char *why, size_t size)
 			 iscsi_get_error(s->ctx));
 		return -EHOSTUNREACH;
 	}
-	ret = wait_until(s, &w.done, deadline(s, 1));
+	ret = wait_until(s, &w.done, deadline(s));
 	if (ret == -ETIMEDOUT) {
 		snprintf(why, size, "no connection to %s within %d s", s->url.portal, s->timeout_s);
 		return ret;
@@ -350,7 +358,7 @@ static int connect_and_login(struct iscsi_lu *s, char *why, size_t size)
 			 iscsi_get_error(s->ctx));
 		return -EIO;
 	}
-	ret = wait_until(s, &w.done, deadline(s, 1));
+	ret = wait_until(s, &w.done, deadline(s));
 	if (!ret && w.status == SCSI_STATUS_TIMEOUT)
 		ret = -ETIMEDOUT;
 	if (ret == -ETIMEDOUT) {
@@ -412,36 +420,36 @@ static int discover(struct blkcopy_dev *d, struct iscsi_lu *s, char *why, size_t
 	uint64_t max_xfer;
 	int ret;
 
-	ret = bc_scsi_ready(&s->t, why, size);
+	ret = bc_scsi_ready(&s->t, &s->lu, why, size);
 	if (ret == -ENXIO) {
 		snprintf(why, size, "%s has no LUN %d", s->url.target, s->url.lun);
 		return ret;
 	}
 	if (!ret)
-		ret = bc_scsi_capacity(&s->t, &d->lbs, &d->capacity, why, size);
+		ret = bc_scsi_capacity(&s->t, &s->lu.lbs, &s->lu.capacity, why, size);
 	if (ret)
 		return ret;
-	d->dio_align = d->lbs;
+	d->lbs = d->dio_align = s->lu.lbs;
+	d->capacity = s->lu.capacity;
 	d->read_only = bc_scsi_write_protected(&s->t);
 	max_xfer = bc_scsi_max_transfer(&s->t, d->lbs);
 	d->max_io = max_xfer && max_xfer < MAX_IO ? (uint32_t)max_xfer : MAX_IO;
 	if (d->max_io < d->lbs)
 		d->max_io = d->lbs;
 
-	ret = bc_scsi_discover(&s->t, &s->lu, copy_why, sizeof(copy_why));
+	ret = bc_scsi_copy_manager(&s->t, &s->lu, copy_why, sizeof(copy_why));
 	if (ret == -ECONNRESET || ret == -ETIMEDOUT || ret == -ENOMEM) {
 		snprintf(why, size, "%s", copy_why);
 		return ret;
 	}
-	s->copy_manager = !ret && s->lu.lbs == d->lbs;
+	s->copy_manager = !ret;
 	if (s->copy_manager)
 		snprintf(d->reason, sizeof(d->reason),
 			 "iscsi: EXTENDED COPY (LID1) by target %.223s: %u segment(s) of up to %u bytes, "
 			 "%u target descriptor(s)", s->url.target, s->lu.max_segments,
 			 s->lu.max_segment_bytes, s->lu.max_targets);
 	else
-		snprintf(d->reason, sizeof(d->reason), "iscsi: %.200s: emulation only",
-			 ret ? copy_why : "copy manager block length differs");
+		snprintf(d->reason, sizeof(d->reason), "iscsi: %.200s: emulation only", copy_why);
 	return 0;
 }
 
@@ -449,7 +457,6 @@ int bc_iscsi_open(struct blkcopy_dev *d, const char *url, char *why, size_t size
 {
 	extern const struct bc_remote bc_remote_iscsi;
 	struct iscsi_lu *s = calloc(1, sizeof(*s));
-	char shown[sizeof(s->url.shown)];
 	int ret;
 
 	if (!s)
@@ -462,10 +469,9 @@ int bc_iscsi_open(struct blkcopy_dev *d, const char *url, char *why, size_t size
 					       getenv("LIBISCSI_CHAP_PASSWORD"), why, size);
 	if (ret)
 		goto fail;
-	snprintf(shown, sizeof(shown), "%s", s->url.shown);
 	/* The handle's path never holds the password. */
 	free(d->path);
-	d->path = strdup(shown);
+	d->path = strdup(s->url.shown);
 	if (!d->path) {
 		ret = -ENOMEM;
 		goto fail;
@@ -474,7 +480,6 @@ int bc_iscsi_open(struct blkcopy_dev *d, const char *url, char *why, size_t size
 	if (ret < 0)
 		goto fail;
 	s->timeout_s = ret;
-	s->cmd_timeout_ms = (uint32_t)ret * 1000;
 
 	ret = connect_and_login(s, why, size);
 	explicit_bzero(s->url.password, sizeof(s->url.password));
@@ -495,8 +500,13 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* Emulation's data path                                                    */
 
-/* A command's end -> -errno, with the story in the device's error.  @cmd: "READ(16)", ... */
-static int status_errno(struct iscsi_lu *s, int status, struct scsi_task *task, const char *cmd)
+/*
+ * A command's end -> -errno, with the story in the device's error.  @cmd
+ * names it; @copy: EXTENDED COPY, whose refusals before writing keep their
+ * meaning (emulate that piece).
+ */
+static int status_errno(struct iscsi_lu *s, int status, struct scsi_task *task, const char *cmd,
+			bool copy)
 {
 	struct bc_scsi_sense sense = { 0 };
 	int err;
@@ -509,7 +519,7 @@ static int status_errno(struct iscsi_lu *s, int status, struct scsi_task *task, 
 		sense.asc = (uint8_t)(task->sense.ascq >> 8);
 		sense.ascq = (uint8_t)task->sense.ascq;
 		err = bc_scsi_sense_errno(&sense, cmd, s->dev->error, sizeof(s->dev->error));
-		if (cmd[0] == 'E')	/* EXTENDED COPY: a refusal before writing means emulate */
+		if (copy)
 			return err;
 		/* A data command refused is an I/O error here, not a reason to emulate. */
 		return err == -EROFS ? -EROFS : -EIO;
@@ -538,7 +548,7 @@ static void data_cb(struct iscsi_context *ctx, int status, void *data, void *pri
 	struct data_io *io = priv;
 	struct scsi_task *task = data ? data : io->task;
 	struct iscsi_lu *s = io->s;
-	int res = status_errno(s, status, task, io->write ? "WRITE(16)" : "READ(16)");
+	int res = status_errno(s, status, task, io->write ? "WRITE(16)" : "READ(16)", false);
 
 	if (!res) {
 		uint64_t short_by = task->residual_status == SCSI_RESIDUAL_UNDERFLOW ? task->residual : 0;
@@ -632,11 +642,7 @@ static bool remote_same_lu(const struct blkcopy_dev *a, const struct blkcopy_dev
 
 static void remote_abandon(struct blkcopy_dev *d)
 {
-	struct iscsi_lu *s = d->remote_data;
-
-	s->cancelling = true;
-	iscsi_scsi_cancel_all_tasks(s->ctx);
-	s->cancelling = false;
+	cancel_all(d->remote_data);
 }
 
 static void remote_close(struct blkcopy_dev *d)
@@ -693,35 +699,6 @@ static int iscsi_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *d
 	return lim->max_copy_sectors ? 0 : -EOPNOTSUPP;
 }
 
-static int iscsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const struct bc_span *segs,
-		      const struct bc_piece *piece, struct bc_copy_stats *stats)
-{
-	struct iscsi_lu *a = src->remote_data, *b = dst->remote_data;
-	const bool same = remote_same_lu(src, dst);
-	char msg[sizeof(dst->error)] = "";
-	int ret;
-
-	/* The destination's session carries it: the copy manager that writes answers. */
-	b->cmd_timeout_ms = (uint32_t)b->timeout_s * 1000 * XCOPY_TIMEOUT_FACTOR;
-	iscsi_set_timeout(b->ctx, b->timeout_s * XCOPY_TIMEOUT_FACTOR);
-	ret = bc_scsi_xcopy(&b->t, &a->lu, 0, same ? &a->lu : &b->lu, 0, same, segs, piece,
-			    b->cmd_timeout_ms, msg, sizeof(msg));
-	iscsi_set_timeout(b->ctx, b->timeout_s);
-	b->cmd_timeout_ms = (uint32_t)b->timeout_s * 1000;
-	if (!ret) {
-		stats->bytes[BLKCOPY_METHOD_SCSI_XCOPY] += piece->len;
-		return 0;
-	}
-	if (!msg[0] && b->lost)
-		snprintf(msg, sizeof(msg), "%s", dst->error);
-	else if (!msg[0])
-		snprintf(msg, sizeof(msg), "EXTENDED COPY over iSCSI to %.80s: %.100s", b->url.portal,
-			 ret == -ETIMEDOUT ? "no answer within the timeout" : strerror(-ret));
-	memcpy(dst->error, msg, sizeof(msg));
-	memcpy(src->error, msg, sizeof(msg));
-	return ret;
-}
-
 /*
  * Many EXTENDED COPY commands in flight: a copy manager that takes one
  * segment per command (LIO) would otherwise cost a network round trip per
@@ -770,7 +747,7 @@ static void xcopy_cb(struct iscsi_context *ctx, int status, void *data, void *pr
 			return;
 		res = -ENOMEM;
 	} else {
-		res = status_errno(q->b, status, task, "EXTENDED COPY");
+		res = status_errno(q->b, status, task, "EXTENDED COPY", true);
 		if (task)
 			scsi_free_scsi_task(task);
 	}
@@ -920,11 +897,8 @@ static int iscsi_queue_fd(const struct bc_native_queue *q)
 static void iscsi_queue_destroy(struct bc_native_queue *q)
 {
 	/* The core reaps everything first; anything left must not call back into freed memory. */
-	if (q->b->copies) {
-		q->b->cancelling = true;
-		iscsi_scsi_cancel_all_tasks(q->b->ctx);
-		q->b->cancelling = false;
-	}
+	if (q->b->copies)
+		cancel_all(q->b);
 	for (uint32_t i = 0; i < q->depth; i++)
 		free(q->cmds[i].list.data);
 	queue_free(q);
@@ -934,7 +908,6 @@ const struct bc_backend bc_backend_iscsi = {
 	.name = "iscsi",
 	.probe = iscsi_probe,
 	.pair = iscsi_pair,
-	.copy = iscsi_copy,
 	.queue_create = iscsi_queue_create,
 	.queue_submit = iscsi_queue_submit,
 	.queue_reap = iscsi_queue_reap,
