@@ -297,14 +297,16 @@ target_back() {
 	return 1
 }
 
-# drop_during_copy HOW
-drop_during_copy() {
-	local how=$1 size=$((64 * MiB)) pid c t0 running cut took
-	truncate -s 0 "$T_DIR/drop.img" && truncate -s $size "$T_DIR/drop.img" || return 1
-	fill_random "$ISCSI_IMG_ALPHA0" 0 $size || { WHY="fill failed"; return 1; }
+# copy_and_cut HOW ARGS...: "blkcopy copy --json ARGS" (command timeout 5 s)
+# with its connection cut DROP_AFTER s in, then restored; RC is its status,
+# TOOK its seconds.  Fails unless the copy was still running at the cut and
+# failed clearly.
+copy_and_cut() {
+	local how=$1 pid t0 running cut
+	shift
 	t0=$EPOCHREALTIME
-	BLKCOPY_ISCSI_TIMEOUT=5 timeout -k 5 60 "$BLKCOPY" copy --json --no-progress --no-offload \
-		--range 0:$size --dst-offset 0 "$ISCSI_ALPHA0" "$T_DIR/drop.img" >"$T_OUT" 2>"$T_ERR" </dev/null &
+	BLKCOPY_ISCSI_TIMEOUT=5 timeout -k 5 60 "$BLKCOPY" copy --json --no-progress "$@" \
+		>"$T_OUT" 2>"$T_ERR" </dev/null &
 	pid=$!
 	sleep "$DROP_AFTER"
 	kill -0 "$pid" 2>/dev/null && running=1 || running=0
@@ -312,14 +314,23 @@ drop_during_copy() {
 	cut=$?
 	wait "$pid"
 	RC=$?
-	took=$(elapsed_since "$t0")
+	TOOK=$(elapsed_since "$t0")
 	restore_connection "$how" || return 1
 	[[ $cut -eq 0 ]] || return "$cut"
-	info "$T_NAME: cut ($how) after $DROP_AFTER s: exit $RC after $took s: $(head -c 300 "$T_ERR" | tr '\n' ' ')"
+	info "$T_NAME: cut ($how) after $DROP_AFTER s: exit $RC after $TOOK s: $(head -c 300 "$T_ERR" | tr '\n' ' ')"
 	[[ $running == 1 ]] || { WHY="the copy ended before the drop (rc $RC): a larger copy or an earlier DROP_AFTER"; return 1; }
+	failed_clearly "copy with its connection cut"
+}
+
+# drop_during_copy HOW
+drop_during_copy() {
+	local how=$1 size=$((64 * MiB)) c
+	truncate -s 0 "$T_DIR/drop.img" && truncate -s $size "$T_DIR/drop.img" || return 1
+	fill_random "$ISCSI_IMG_ALPHA0" 0 $size || { WHY="fill failed"; return 1; }
+	copy_and_cut "$how" --no-offload --range 0:$size --dst-offset 0 "$ISCSI_ALPHA0" \
+		"$T_DIR/drop.img" || return 1
 	# A silent network is noticed by the command timeout (5 s), not by TCP minutes later.
-	awk -v t="$took" 'BEGIN { exit !(t < 20) }' || { WHY="the copy took $took s to give up (timeout 5 s)"; return 1; }
-	failed_clearly "copy with its connection cut" || return 1
+	awk -v t="$TOOK" 'BEGIN { exit !(t < 20) }' || { WHY="the copy took $TOOK s to give up (timeout 5 s)"; return 1; }
 	json_check "$T_OUT" '(.committed | type) == "number" and .committed >= 0 and .committed < .total and .error != null' \
 		"the JSON does not report a partial copy" || return 1
 	c=$(jq -r .committed <"$T_OUT")
@@ -333,28 +344,13 @@ drop_during_copy() {
 # EXTENDED COPY each, many in flight): committed counts only what the target
 # acknowledged, in destination order.
 drop_during_native_copy() {
-	local ranges=$T_DIR/native-drop.txt pid c t0 running cut took i
+	local ranges=$T_DIR/native-drop.txt c i
 	for ((i = 0; i < 8192; i++)); do
 		echo "$((i * 16384)):4096"
 	done >"$ranges"
 	fill_random "$ISCSI_IMG_ALPHA0" 0 $((128 * MiB)) || { WHY="fill failed"; return 1; }
 	fill_random "$ISCSI_IMG_ALPHA1" 0 $((32 * MiB)) || { WHY="fill failed"; return 1; }
-	t0=$EPOCHREALTIME
-	BLKCOPY_ISCSI_TIMEOUT=5 timeout -k 5 60 "$BLKCOPY" copy --json --no-progress --ranges-from "$ranges" \
-		"$ISCSI_ALPHA0" "$ISCSI_ALPHA1" >"$T_OUT" 2>"$T_ERR" </dev/null &
-	pid=$!
-	sleep "$DROP_AFTER"
-	kill -0 "$pid" 2>/dev/null && running=1 || running=0
-	cut_connection tpg
-	cut=$?
-	wait "$pid"
-	RC=$?
-	took=$(elapsed_since "$t0")
-	restore_connection tpg || return 1
-	[[ $cut -eq 0 ]] || return "$cut"
-	info "$T_NAME: cut (tpg) after $DROP_AFTER s: exit $RC after $took s: $(head -c 300 "$T_ERR" | tr '\n' ' ')"
-	[[ $running == 1 ]] || { WHY="the copy ended before the drop (rc $RC)"; return 1; }
-	failed_clearly "native copy with its connection cut" || return 1
+	copy_and_cut tpg --ranges-from "$ranges" "$ISCSI_ALPHA0" "$ISCSI_ALPHA1" || return 1
 	json_check "$T_OUT" '(.committed | type) == "number" and .committed < .total and .native_bytes > 0 and .emulated_bytes == 0' \
 		"the JSON does not report a partial native copy" || return 1
 	c=$(jq -r .committed <"$T_OUT")
