@@ -4,7 +4,8 @@
 #include <limits.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "layer.h"
+#include "request.h"
 
 /* Every byte offset must fit in off_t: pread() and pwrite() take no more. */
 #define OFF_MAX ((uint64_t)INT64_MAX)
@@ -20,21 +21,16 @@
 bool bc_same_medium(const struct blkcopy_dev *a, const struct blkcopy_dev *b,
 		    uint64_t *abase, uint64_t *bbase)
 {
-	if (a->file.valid && b->file.valid) {
-		*abase = a->file.base;
-		*bbase = b->file.base;
-		return a->file.st_dev == b->file.st_dev && a->file.ino == b->file.ino;
+	const struct bc_medium *ma = &a->medium, *mb = &b->medium;
+
+	if (a->backing.valid && b->backing.valid) {
+		ma = &a->backing.medium;
+		mb = &b->backing.medium;
 	}
-	/* A file and a device not resolved to a file cannot be compared: never the same. */
-	if (a->kind == BLKCOPY_KIND_FILE || b->kind == BLKCOPY_KIND_FILE)
-		return false;
-	if (a->remote || b->remote) {
-		*abase = *bbase = 0;
-		return a->remote == b->remote && a->remote->same_lu(a, b);
-	}
-	*abase = a->partition ? a->part_start : 0;
-	*bbase = b->partition ? b->part_start : 0;
-	return a->whole == b->whole;
+	/* A file and a device not resolved to a file have different kinds of id: never the same. */
+	*abase = ma->base;
+	*bbase = mb->base;
+	return bc_medium_same(ma, mb);
 }
 
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -69,7 +65,7 @@ static int footprint(const struct blkcopy_dev *dst, uint64_t dst_off, uint64_t t
 
 	for (uint64_t pos = 0; pos < total;) {
 		struct blkcopy_dev *leaf;
-		uint64_t off, run = bc_stack_map(dst, dst_off + pos, total - pos, &leaf, &off);
+		uint64_t off, run = bc_map_leaf(dst, dst_off + pos, total - pos, &leaf, &off);
 		size_t k;
 
 		if (!run) {
@@ -117,7 +113,7 @@ static int stacked_overlap(const struct blkcopy_dev *src, const struct blkcopy_r
 		for (uint64_t pos = 0; pos < ranges[i].len && !ret;) {
 			struct blkcopy_dev *leaf;
 			uint64_t off, sbase, dbase;
-			uint64_t run = bc_stack_map(src, ranges[i].offset + pos, ranges[i].len - pos,
+			uint64_t run = bc_map_leaf(src, ranges[i].offset + pos, ranges[i].len - pos,
 						    &leaf, &off);
 
 			if (!run) {
@@ -198,7 +194,7 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 			if (overlaps(sbase + ranges[i].offset, ranges[i].len, dbase + dst_off, total))
 				return bad(bad_range, i, -EADDRINUSE);
 	}
-	if (src->stack || dst->stack) {
+	if (bc_is_stacked(src) || bc_is_stacked(dst)) {
 		int ret = stacked_overlap(src, ranges, nr, dst, dst_off, total, bad_range);
 		if (ret)
 			return ret;

@@ -11,7 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include <sys/types.h>
+
+#include "blkcopy.h"
+#include "span.h"
+#include "util.h"
 
 enum bc_scsi_dir { BC_SCSI_NONE, BC_SCSI_FROM_DEV, BC_SCSI_TO_DEV };
 

@@ -6,12 +6,8 @@
  */
 #include <errno.h>
 
-#include "internal.h"
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
+#include "split.h"
+#include "util.h"
 
 static uint64_t align_down(uint64_t v, uint32_t a)
 {
@@ -54,7 +50,7 @@ int bc_split_next(struct bc_splitter *s, struct bc_span *segs, uint32_t cap,
 	while (s->idx < s->nr_spans && piece->nr_segs < max_segs && room) {
 		const struct bc_span *sp = &s->spans[s->idx];
 		uint64_t left = sp->len - s->skip;
-		uint64_t take = min_u64(min_u64(left, s->lim.max_seg_bytes), room);
+		uint64_t take = bc_min_u64(bc_min_u64(left, s->lim.max_seg_bytes), room);
 
 		/* Cut only at aligned points unless the span ends here. */
 		if (take < left)
@@ -83,8 +79,8 @@ int bc_split_limits_from(const struct blkcopy_limits *l, uint32_t align,
 	/* Sector counts from a device are untrusted: clamp before scaling. */
 	const uint64_t cap = UINT64_MAX / BC_SECTOR;
 	*out = (struct bc_split_limits){
-		.max_piece_bytes = min_u64(l->max_copy_sectors, cap) * BC_SECTOR,
-		.max_seg_bytes = min_u64(l->max_copy_range_sectors, cap) * BC_SECTOR,
+		.max_piece_bytes = bc_min_u64(l->max_copy_sectors, cap) * BC_SECTOR,
+		.max_seg_bytes = bc_min_u64(l->max_copy_range_sectors, cap) * BC_SECTOR,
 		.max_segs = l->max_copy_nr_ranges,
 		.align = align,
 	};

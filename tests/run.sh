@@ -45,6 +45,45 @@ suite() {
 	done < <(jq -r '[.name, .result] | @tsv' "$dir/meson-logs/testlog.json")
 }
 
+# man_pages DESTDIR: in a tree that "meson install --destdir" filled, a page
+# man3/NAME.3 (full, or a ".so" alias) for every function that lib/blkcopy.map
+# exports, every ".so" target present, and, where man(1) is installed, every
+# full page rendered without warnings.  Prints what is wrong; fails if anything is.
+man_pages() {
+	local mandir funcs f page target out bad=0
+	mandir=$(find "$1" -type d -name man3 -print -quit)
+	if [ -z "$mandir" ]; then
+		echo "man-pages: no man3 directory installed"
+		return 1
+	fi
+	mandir=$(dirname "$mandir")
+	funcs=$(awk 'sub(/^[[:space:]]*global:/, "") { g = 1 }
+		/^[[:space:]]*local:/ || /}/ { g = 0 }
+		g && match($0, /^[[:space:]]*blkcopy_[A-Za-z0-9_]*[[:space:]]*;/) {
+			s = substr($0, RSTART, RLENGTH); gsub(/[[:space:];]/, "", s); print s
+		}' lib/blkcopy.map)
+	if [ -z "$funcs" ]; then
+		echo "man-pages: no functions found in lib/blkcopy.map"
+		return 1
+	fi
+	for f in $funcs; do
+		[ -f "$mandir/man3/$f.3" ] || { echo "man-pages: no man3/$f.3"; bad=1; }
+	done
+	for page in "$mandir"/man*/*; do
+		[ -f "$page" ] || continue
+		while read -r _ target _; do
+			[ -f "$mandir/$target" ] ||
+				{ echo "man-pages: ${page#"$mandir"/}: .so $target: no such page"; bad=1; }
+		done < <(grep '^\.so[[:space:]]' "$page")
+		if command -v man >/dev/null && ! grep -q '^\.so[[:space:]]' "$page"; then
+			out=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
+			[ -z "$out" ] || { printf 'man-pages: %s:\n%s\n' "${page#"$mandir"/}" "$out"; bad=1; }
+		fi
+	done
+	command -v man >/dev/null || echo "man-pages: man not installed, pages not rendered"
+	return $bad
+}
+
 suite gcc build
 
 if [ $quick = 0 ]; then
@@ -100,6 +139,7 @@ if [ $quick = 0 ]; then
 	else
 		tally install FAIL pkg-config-program
 	fi
+	if man_pages "$inst"; then tally install OK man-pages; else tally install FAIL man-pages; fi
 	rm -rf "$inst"
 
 	note "clang -Werror build"

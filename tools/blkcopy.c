@@ -391,15 +391,18 @@ static void print_json(const struct blkcopy_progress *p, double secs, size_t nr,
 	fputs("}\n", stdout);
 }
 
-static void report_invalid(int err, const struct copy_args *a, size_t bad)
+/* One line: what was wrong, and the library's reason when it has one ("nvme: different namespaces"). */
+static void report_invalid(int err, const struct copy_args *a, size_t bad, const char *why)
 {
+	const char *sep = *why ? ": " : "";
+
 	if (bad == SIZE_MAX) {
-		msg("copy: %s", blkcopy_strerror(err));
+		msg("copy: %s%s%s", blkcopy_strerror(err), sep, why);
 		return;
 	}
 	const struct blkcopy_range *r = &a->ranges.v[bad];
-	msg("copy: range %zu (%" PRIu64 ":%" PRIu64 "): %s", bad + 1, r->offset, r->len,
-	    blkcopy_strerror(err));
+	msg("copy: range %zu (%" PRIu64 ":%" PRIu64 "): %s%s%s", bad + 1, r->offset, r->len,
+	    blkcopy_strerror(err), sep, why);
 }
 
 static int run_copy(struct copy_args *a)
@@ -436,11 +439,9 @@ static int run_copy(struct copy_args *a)
 	ret = blkcopy_job_submit(src, a->ranges.v, a->ranges.n, dst, a->dst_off, &a->opts, &job);
 	if (ret) {
 		blkcopy_check(src, a->ranges.v, a->ranges.n, dst, a->dst_off, a->opts.flags, &bad);
-		report_invalid(ret, a, bad);
-		/* A refusal may come with the device's reason (a suspended dm device). */
+		/* A refusal may come with a reason: a suspended dm device, why native copy cannot. */
 		const char *why = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
-		if (*why)
-			msg("copy: the device said: %s", why);
+		report_invalid(ret, a, bad, why);
 		if (a->json) {
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)

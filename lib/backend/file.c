@@ -14,7 +14,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "../backend.h"
+#include "../util.h"
 
 /* One piece at most: bounds the time one synchronous call holds the job (cancel, progress). */
 #define PIECE_BYTES (1ull << 30)
@@ -41,26 +42,32 @@ static const char *fs_name(int fd)
 
 static int file_probe(struct blkcopy_dev *d)
 {
-	if (!d->file.valid)
+	if (!d->backing.valid)
 		return -ENODEV;
-	d->limits = (struct blkcopy_limits){
+	d->probed = (struct blkcopy_limits){
 		.copy_offload = 1,
 		.max_copy_sectors = PIECE_BYTES / BC_SECTOR,
 		.max_copy_nr_ranges = 1,
 		.max_copy_range_sectors = PIECE_BYTES / BC_SECTOR,
 	};
-	snprintf(d->reason, sizeof(d->reason),
+	snprintf(d->probe_reason, sizeof(d->probe_reason),
 		 "%s on %s: reflink (FICLONERANGE) where the file system clones, else copy_file_range",
-		 d->kind == BLKCOPY_KIND_FILE ? "file" : "backing file", fs_name(d->file.fd));
+		 d->kind == BLKCOPY_KIND_FILE ? "file" : "backing file", fs_name(d->backing.fd));
 	return 0;
 }
 
 /* The kernel copies only within one file system (since 5.19 for copy_file_range). */
 static int file_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
-		     struct blkcopy_limits *lim)
+		     struct blkcopy_limits *lim, char *why, size_t why_size)
 {
-	if (!src->file.valid || !dst->file.valid || src->file.st_dev != dst->file.st_dev)
+	if (!dst->backing.valid) {
+		snprintf(why, why_size, "file: the destination is not held by a regular file");
 		return -EOPNOTSUPP;
+	}
+	if (src->backing.fs != dst->backing.fs) {
+		snprintf(why, why_size, "file: source and destination are on different file systems");
+		return -EOPNOTSUPP;
+	}
 	*lim = src->limits;
 	return 0;
 }
@@ -103,11 +110,11 @@ static int clone_range(int in, uint64_t in_off, int out, uint64_t out_off, uint6
 static int file_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const struct bc_span *segs,
 		     const struct bc_piece *piece, struct bc_copy_stats *stats)
 {
-	const int in = src->file.fd, out = dst->file.fd;
-	uint64_t so = src->file.base + segs[0].src, dof = dst->file.base + piece->dst;
+	const struct bc_backing_file *sf = &src->backing, *df = &dst->backing;
+	const int in = sf->fd, out = df->fd;
+	uint64_t so = sf->medium.base + segs[0].src, dof = df->medium.base + piece->dst;
 	uint64_t len = piece->len;
-	uint32_t a = src->file.clone_align > dst->file.clone_align ? src->file.clone_align
-								     : dst->file.clone_align;
+	uint32_t a = sf->clone_align > df->clone_align ? sf->clone_align : df->clone_align;
 	int ret;
 
 	if (piece->nr_segs != 1)
@@ -143,6 +150,7 @@ static int file_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 
 const struct bc_backend bc_backend_file = {
 	.name = "file",
+	.caps = BC_BACKEND_SYNC,
 	.probe = file_probe,
 	.pair = file_pair,
 	.copy = file_copy,

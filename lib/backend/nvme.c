@@ -11,7 +11,6 @@
  * Internal Error past MSSRL and does not enforce MCL at all): the planner
  * cuts every command inside MSSRL, MCL and MSRC before it is built.
  */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,13 +24,13 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "../backend.h"
+#include "../nvme_id.h"
+#include "../sysfs.h"
+#include "../transport/fd.h"
+#include "../util.h"
 
-#define OP_IDENTIFY 0x06
 #define OP_COPY 0x19
-#define CNS_NS 0x00
-#define CNS_CTRL 0x01
-#define ID_SIZE 4096
 #define ONCS_COPY (1u << 8)
 #define OCFS_FORMAT0 (1u << 0)
 #define RANGE_DESC_SIZE 32	/* source range descriptor, format 0 */
@@ -46,12 +45,6 @@ struct nvme_ns {
 	uint32_t max_ranges;	/* MSRC + 1 */
 };
 
-/* An identity that names one namespace of one NVM subsystem. */
-struct ns_identity {
-	uint32_t nsid;
-	char sn[20], mn[40], subnqn[256];
-};
-
 static uint16_t le16_at(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
@@ -60,123 +53,6 @@ static uint16_t le16_at(const uint8_t *p)
 static uint32_t le32_at(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int identify(int fd, uint32_t nsid, uint32_t cns, void *buf)
-{
-	struct nvme_admin_cmd cmd = {
-		.opcode = OP_IDENTIFY,
-		.nsid = nsid,
-		.addr = (uint64_t)(uintptr_t)buf,
-		.data_len = ID_SIZE,
-		.cdw10 = cns,
-	};
-	int ret = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
-
-	if (ret < 0)
-		return -errno;
-	return ret ? -EIO : 0;	/* an NVMe status: the controller refused */
-}
-
-static int read_identity(int fd, struct ns_identity *id)
-{
-	uint8_t *ctrl;
-	int nsid, ret;
-
-	nsid = ioctl(fd, NVME_IOCTL_ID);
-	if (nsid <= 0)
-		return nsid < 0 ? -errno : -ENODEV;
-	if (posix_memalign((void **)&ctrl, 4096, ID_SIZE))
-		return -ENOMEM;
-	ret = identify(fd, 0, CNS_CTRL, ctrl);
-	if (!ret) {
-		id->nsid = (uint32_t)nsid;
-		memcpy(id->sn, ctrl + 4, sizeof(id->sn));
-		memcpy(id->mn, ctrl + 24, sizeof(id->mn));
-		memcpy(id->subnqn, ctrl + 768, sizeof(id->subnqn));
-	}
-	free(ctrl);
-	return ret;
-}
-
-/* SN and MN name the subsystem (and SUBNQN where reported); a namespace ID is subsystem-wide. */
-static bool same_identity(const struct ns_identity *a, const struct ns_identity *b)
-{
-	return a->nsid == b->nsid && !memcmp(a->sn, b->sn, sizeof(a->sn)) &&
-	       !memcmp(a->mn, b->mn, sizeof(a->mn)) &&
-	       !memcmp(a->subnqn, b->subnqn, sizeof(a->subnqn));
-}
-
-/* "nvme0n1" -> 1, "ng2n13" -> 13; 0 for anything else (nvme0c0n1 paths, partitions). */
-static uint32_t name_nsid(const char *name, const char *prefix)
-{
-	const char *p = name + strlen(prefix);
-	char *end;
-
-	if (strncmp(name, prefix, strlen(prefix)) || *p < '0' || *p > '9')
-		return 0;
-	strtoul(p, &end, 10);
-	if (*end != 'n' || end[1] < '0' || end[1] > '9')
-		return 0;
-	unsigned long n = strtoul(end + 1, &end, 10);
-	return *end || n > UINT32_MAX ? 0 : (uint32_t)n;
-}
-
-/*
- * The node in @dir whose name has @prefix and the namespace of @want, opened
- * read-write.  Names alone do not prove it (with native multipath the
- * controller and subsystem numbers differ), so each candidate is asked.
- */
-static int find_node(const char *dir, const char *prefix, const struct ns_identity *want,
-		     char *path, size_t size)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	int found = -ENOENT;
-
-	if (!d)
-		return -errno;
-	while (found < 0 && (de = readdir(d))) {
-		struct ns_identity id;
-		int fd;
-
-		if (name_nsid(de->d_name, prefix) != want->nsid)
-			continue;
-		snprintf(path, size, "/dev/%s", de->d_name);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (!read_identity(fd, &id) && same_identity(&id, want))
-			found = fd;
-		else
-			close(fd);
-	}
-	closedir(d);
-	return found;
-}
-
-int bc_nvme_block_path(dev_t chr, char *path, size_t size)
-{
-	char name[64], node[80];
-	struct ns_identity want;
-	int fd, ret;
-
-	/* The kernel's name for the node, as /dev holds it (no /dev/char links without udev). */
-	if (bc_sysfs_devname("char", chr, name, sizeof(name)) || !name_nsid(name, "ng"))
-		return -ENOTBLK;
-	snprintf(node, sizeof(node), "/dev/%s", name);
-	fd = open(node, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ret = read_identity(fd, &want);
-	close(fd);
-	if (ret)
-		return ret;
-	fd = find_node("/sys/class/block", "nvme", &want, path, size);
-	if (fd < 0)
-		return fd == -ENOENT ? -ENODEV : fd;
-	close(fd);
-	return 0;
 }
 
 static void ns_free(struct nvme_ns *ns)
@@ -193,19 +69,19 @@ static void ns_free(struct nvme_ns *ns)
  */
 static int open_passthrough(struct blkcopy_dev *d, struct nvme_ns *ns)
 {
-	struct ns_identity want;
+	struct bc_nvme_identity want;
 	char path[PATH_MAX];
-	int fd = bc_open_whole(d), ret;
+	int fd = bc_fd_open_whole(d), ret;
 
 	if (fd < 0)
 		return fd;
-	ret = read_identity(fd, &want);
+	ret = bc_nvme_read_identity(fd, &want);
 	if (ret) {
 		close(fd);
 		return ret;
 	}
 	ns->nsid = want.nsid;
-	ns->pt_fd = find_node("/sys/class/nvme-generic", "ng", &want, path, sizeof(path));
+	ns->pt_fd = bc_nvme_find_node("/sys/class/nvme-generic", "ng", &want, path, sizeof(path));
 	if (ns->pt_fd >= 0) {
 		ns->pt_char = true;
 		close(fd);
@@ -221,16 +97,16 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 	uint8_t *ctrl = NULL, *id = NULL;
 	int ret = -ENODEV;
 
-	if (posix_memalign((void **)&ctrl, 4096, ID_SIZE) ||
-	    posix_memalign((void **)&id, 4096, ID_SIZE)) {
+	if (posix_memalign((void **)&ctrl, 4096, BC_NVME_ID_SIZE) ||
+	    posix_memalign((void **)&id, 4096, BC_NVME_ID_SIZE)) {
 		free(ctrl);
 		return -ENOMEM;
 	}
-	int err = identify(ns->pt_fd, 0, CNS_CTRL, ctrl);
+	int err = bc_nvme_identify(ns->pt_fd, 0, BC_NVME_CNS_CTRL, ctrl);
 	if (!err)
-		err = identify(ns->pt_fd, ns->nsid, CNS_NS, id);
+		err = bc_nvme_identify(ns->pt_fd, ns->nsid, BC_NVME_CNS_NS, id);
 	if (err) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: Identify failed (%s)%s",
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: Identify failed (%s)%s",
 			 strerror(-err),
 			 err == -EACCES || err == -EPERM ? ": passthrough needs CAP_SYS_ADMIN" : "");
 		goto out;
@@ -244,34 +120,35 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 	const uint8_t msrc = id[80];
 
 	if (!(oncs & ONCS_COPY)) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: controller does not support Copy (ONCS bit 8 clear)");
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: controller does not support Copy (ONCS bit 8 clear)");
 		goto out;
 	}
 	/* Before OCFS existed (TP4065 alone), format 0 was the only one. */
 	if (ocfs && !(ocfs & OCFS_FORMAT0)) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: Copy descriptor format 0 not supported (OCFS 0x%x)", ocfs);
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: Copy descriptor format 0 not supported (OCFS 0x%x)", ocfs);
 		goto out;
 	}
 	const uint8_t *lbaf = id + 128 + 4 * fmt;	/* fmt < 64: inside the 4 KiB page */
 	const uint16_t ms = le16_at(lbaf);
 	const uint8_t lbads = lbaf[2];
 	if (lbads < 9 || lbads > 24 || (1u << lbads) != d->lbs) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: LBA size 2^%u does not match the block device's %u",
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: LBA size 2^%u does not match the block device's %u",
 			 lbads, d->lbs);
 		goto out;
 	}
 	if (ms || (dps & 7)) {
-		snprintf(d->reason, sizeof(d->reason),
+		snprintf(d->probe_reason, sizeof(d->probe_reason),
 			 "nvme: formatted with %u bytes of metadata, PI type %u: not supported", ms, dps & 7);
 		goto out;
 	}
 	if (!mssrl || !mcl) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: Copy limits unusable (MSSRL %u, MCL %u)", mssrl, mcl);
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: Copy limits unusable (MSSRL %u, MCL %u)", mssrl, mcl);
 		goto out;
 	}
 	char zoned[32];
-	if (!bc_sysfs_read(d->whole, "queue/zoned", zoned, sizeof(zoned)) && strcmp(zoned, "none")) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: zoned namespace: native copy not supported");
+	if (!bc_sysfs_read(d->medium.disk, "queue/zoned", zoned, sizeof(zoned)) &&
+	    strcmp(zoned, "none")) {
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: zoned namespace: native copy not supported");
 		goto out;
 	}
 
@@ -281,13 +158,13 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 		cmd_blocks = MAX_CMD_BYTES / d->lbs;
 	ns->lbs = d->lbs;
 	ns->max_ranges = msrc + 1u;
-	d->limits = (struct blkcopy_limits){
+	d->probed = (struct blkcopy_limits){
 		.copy_offload = 1,
 		.max_copy_nr_ranges = ns->max_ranges,
 		.max_copy_sectors = cmd_blocks * spb,
 		.max_copy_range_sectors = (uint64_t)mssrl * spb,
 	};
-	snprintf(d->reason, sizeof(d->reason),
+	snprintf(d->probe_reason, sizeof(d->probe_reason),
 		 "nvme: Copy (MSSRL %u, MCL %u, MSRC %u blocks of %u bytes) through %s",
 		 mssrl, mcl, msrc, d->lbs, ns->pt_char ? "io_uring passthrough" : "ioctl");
 	ret = 0;
@@ -310,7 +187,7 @@ static int nvme_probe(struct blkcopy_dev *d)
 	ns->pt_fd = -1;
 	ret = open_passthrough(d, ns);
 	if (ret) {
-		snprintf(d->reason, sizeof(d->reason), "nvme: no passthrough access (%s)%s",
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: no passthrough access (%s)%s",
 			 strerror(-ret),
 			 ret == -EACCES || ret == -EPERM ? ": needs CAP_SYS_ADMIN" : "");
 		ns_free(ns);
@@ -333,10 +210,16 @@ static void nvme_close(struct blkcopy_dev *d)
 
 /* The drive copies inside one namespace; formats 2/3 (across namespaces) are not used. */
 static int nvme_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
-		     struct blkcopy_limits *lim)
+		     struct blkcopy_limits *lim, char *why, size_t why_size)
 {
-	if (src->whole != dst->whole || src->lbs != dst->lbs)
+	const struct nvme_ns *a = src->backend_data, *b = dst->backend_data;
+
+	if (!bc_medium_same(&src->medium, &dst->medium)) {
+		snprintf(why, why_size,
+			 "nvme: different namespaces (nsid %u and %u): Copy format 0 stays inside one "
+			 "namespace", a->nsid, b->nsid);
 		return -EOPNOTSUPP;
+	}
 	*lim = src->limits;
 	return 0;
 }
@@ -422,12 +305,12 @@ static void build_copy(const struct blkcopy_dev *src, const struct blkcopy_dev *
 		       uint8_t *descs, struct nvme_uring_cmd *cmd)
 {
 	const struct nvme_ns *ns = src->backend_data;
-	const uint64_t sdlba = (dst->part_start + piece->dst) / ns->lbs;
+	const uint64_t sdlba = (dst->medium.base + piece->dst) / ns->lbs;
 
 	memset(descs, 0, (size_t)piece->nr_segs * RANGE_DESC_SIZE);
 	for (uint32_t i = 0; i < piece->nr_segs; i++) {
 		uint8_t *d = descs + (size_t)i * RANGE_DESC_SIZE;
-		uint64_t slba = htole64((src->part_start + segs[i].src) / ns->lbs);
+		uint64_t slba = htole64((src->medium.base + segs[i].src) / ns->lbs);
 		uint16_t nlb = htole16((uint16_t)(segs[i].len / ns->lbs - 1));
 
 		memcpy(d + 8, &slba, sizeof(slba));
@@ -630,6 +513,7 @@ static void nvme_queue_destroy(struct bc_native_queue *q)
 
 const struct bc_backend bc_backend_nvme = {
 	.name = "nvme",
+	.caps = BC_BACKEND_SYNC | BC_BACKEND_QUEUED | BC_BACKEND_QUEUE_MAY_REFUSE,
 	.probe = nvme_probe,
 	.pair = nvme_pair,
 	.copy = nvme_copy,

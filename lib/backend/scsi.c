@@ -17,7 +17,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../backend.h"
 #include "../scsi.h"
+#include "../transport/fd.h"
 
 #define XCOPY_TIMEOUT_MS 120000
 #define SAM_CHECK_CONDITION 0x02
@@ -106,9 +108,9 @@ static int scsi_probe(struct blkcopy_dev *d)
 	if (!s)
 		return -ENOMEM;
 	/* SG_IO goes to the whole LU: partitions would need CAP_SYS_RAWIO even to read. */
-	s->fd = bc_open_whole(d);
+	s->fd = bc_fd_open_whole(d);
 	if (s->fd < 0) {
-		snprintf(d->reason, sizeof(d->reason), "scsi: cannot open the whole LU: %s",
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "scsi: cannot open the whole LU: %s",
 			 strerror(-s->fd));
 		free(s);
 		return -ENODEV;
@@ -121,13 +123,13 @@ static int scsi_probe(struct blkcopy_dev *d)
 		ret = -EIO;
 	}
 	if (ret) {
-		snprintf(d->reason, sizeof(d->reason), "scsi: %s: emulation only", why);
+		snprintf(d->probe_reason, sizeof(d->probe_reason), "scsi: %s: emulation only", why);
 		lu_free(s);
 		return -ENODEV;
 	}
-	read_nexus(d->whole, s->nexus, sizeof(s->nexus));
-	bc_scsi_limits(&s->lu, &s->lu, &d->limits);
-	snprintf(d->reason, sizeof(d->reason),
+	read_nexus(d->medium.disk, s->nexus, sizeof(s->nexus));
+	bc_scsi_limits(&s->lu, &s->lu, &d->probed);
+	snprintf(d->probe_reason, sizeof(d->probe_reason),
 		 "scsi: EXTENDED COPY (LID1) by the target: %u segment(s) of up to %u bytes, %u target descriptor(s)%s",
 		 s->lu.max_segments, s->lu.max_segment_bytes, s->lu.max_targets,
 		 s->lu.has_tpc_vpd ? ", Third-party Copy VPD present" : "");
@@ -143,34 +145,48 @@ static void scsi_close(struct blkcopy_dev *d)
 
 /* One LU, or two LUs behind one target port that the copy manager can address. */
 static int scsi_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
-		     struct blkcopy_limits *lim)
+		     struct blkcopy_limits *lim, char *why, size_t why_size)
 {
 	const struct sg_lu *a = src->backend_data, *b = dst->backend_data;
 
-	if (src->whole == dst->whole) {
+	if (bc_medium_same(&src->medium, &dst->medium)) {
 		bc_scsi_limits(&a->lu, &a->lu, lim);
 	} else {
-		if (!a->nexus[0] || strcmp(a->nexus, b->nexus))
+		if (!a->nexus[0] || strcmp(a->nexus, b->nexus)) {
+			snprintf(why, why_size, "scsi: LUs behind different targets (%.20s and %.20s)",
+				 a->nexus[0] ? a->nexus : "?", b->nexus[0] ? b->nexus : "?");
 			return -EOPNOTSUPP;
+		}
+		if (a->lu.lbs != b->lu.lbs) {
+			snprintf(why, why_size, "scsi: different block sizes (%u and %u bytes)",
+				 a->lu.lbs, b->lu.lbs);
+			return -EOPNOTSUPP;
+		}
 		/* Two LUs that one designator names cannot be told apart by the copy manager. */
 		if (a->lu.designator_len == b->lu.designator_len &&
-		    !memcmp(a->lu.designator, b->lu.designator, a->lu.designator_len))
+		    !memcmp(a->lu.designator, b->lu.designator, a->lu.designator_len)) {
+			snprintf(why, why_size, "scsi: two LUs report one designator");
 			return -EOPNOTSUPP;
+		}
 		bc_scsi_limits(&a->lu, &b->lu, lim);
 	}
-	return lim->max_copy_sectors ? 0 : -EOPNOTSUPP;
+	if (!lim->max_copy_sectors) {
+		snprintf(why, why_size, "scsi: the copy manager cannot copy between these LUs");
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const struct bc_span *segs,
 		     const struct bc_piece *piece, struct bc_copy_stats *stats)
 {
 	const struct sg_lu *a = src->backend_data, *b = dst->backend_data;
-	const bool same = src->whole == dst->whole;
+	const bool same = bc_medium_same(&src->medium, &dst->medium);
 	char msg[sizeof(dst->error)] = "";
 	int ret;
 
 	/* The destination LU receives the command: the copy manager that writes. */
-	ret = bc_scsi_xcopy(&b->t, &a->lu, src->part_start, same ? &a->lu : &b->lu, dst->part_start,
+	ret = bc_scsi_xcopy(&b->t, &a->lu, src->medium.base, same ? &a->lu : &b->lu, dst->medium.base,
 			    same, segs, piece, XCOPY_TIMEOUT_MS, msg, sizeof(msg));
 	if (!ret) {
 		stats->bytes[BLKCOPY_METHOD_SCSI_XCOPY] += piece->len;
@@ -186,6 +202,7 @@ static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 
 const struct bc_backend bc_backend_scsi = {
 	.name = "scsi",
+	.caps = BC_BACKEND_SYNC,
 	.probe = scsi_probe,
 	.pair = scsi_pair,
 	.copy = scsi_copy,

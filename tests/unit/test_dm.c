@@ -11,7 +11,9 @@
 #include <sys/sysmacros.h>
 
 #include "check.h"
-#include "internal.h"
+#include "layer.h"
+#include "layer/dm.h"
+#include "request.h"
 
 #define S 512ull
 
@@ -69,10 +71,18 @@ static struct blkcopy_dev *fake_leaf(int i, dev_t whole)
 {
 	struct blkcopy_dev *d = &leaves[i];
 
-	*d = (struct blkcopy_dev){ .fd = -1, .fd_direct = -1, .kind = BLKCOPY_KIND_BLOCK,
-				   .lbs = 512, .capacity = 1ull << 40, .rdev = whole,
-				   .whole = whole };
+	*d = (struct blkcopy_dev){ .kind = BLKCOPY_KIND_BLOCK, .lbs = 512, .capacity = 1ull << 40,
+				   .rdev = whole };
+	bc_medium_set_disk(&d->medium, whole);
 	return d;
+}
+
+/* Put @s on @d as the dm layer would after reading its table. */
+static void attach(struct blkcopy_dev *d, struct bc_dm_dev *dm, struct bc_stack *s)
+{
+	dm->stack = s;
+	d->layers[0] = (struct bc_layer_slot){ .ops = &bc_layer_dm, .data = dm };
+	d->nr_layers = 1;
 }
 
 static void set_linear(struct bc_target *t, uint64_t start, uint64_t len, struct blkcopy_dev *dev,
@@ -129,11 +139,11 @@ static uint64_t model_all(struct blkcopy_dev *d, uint64_t off, struct blkcopy_de
 
 	*leaf = d;
 	*leaf_off = off;
-	while ((*leaf)->stack) {
+	while (bc_dm_stack(*leaf)) {
 		struct blkcopy_dev *lower;
 		uint64_t lo, left = 0;
 
-		model((*leaf)->stack, *leaf_off, &lower, &lo, &left);
+		model(bc_dm_stack(*leaf), *leaf_off, &lower, &lo, &left);
 		left_all = left < left_all ? left : left_all;
 		if (!lower)
 			return left_all;
@@ -148,7 +158,7 @@ static void check_map(struct blkcopy_dev *top, uint64_t size)
 	for (uint64_t off = 0; off < size; off += S) {
 		for (uint64_t want = S; want <= 64 * S; want += 7 * S) {
 			struct blkcopy_dev *leaf, *ml;
-			uint64_t loff, mo, run = bc_stack_map(top, off, want, &leaf, &loff);
+			uint64_t loff, mo, run = bc_map_leaf(top, off, want, &leaf, &loff);
 
 			model_all(top, off, &ml, &mo);
 			CHECK(run >= S && run <= want && run % S == 0, "run %llu at %llu",
@@ -179,13 +189,14 @@ static void test_mapping(void)
 	struct blkcopy_dev lower = { .kind = BLKCOPY_KIND_DM, .lbs = 512 };
 	struct blkcopy_dev top = { .kind = BLKCOPY_KIND_DM, .lbs = 512 };
 	struct bc_stack lower_stack = { .name = "lower" }, top_stack = { .name = "top" };
+	struct bc_dm_dev lower_dm = { 0 }, top_dm = { 0 };
 	struct bc_target lt[1], tt[4];
 
 	/* lower: 64 sectors linear over c at 1000. */
 	set_linear(&lt[0], 0, 64 * S, c, 1000 * S);
 	lower_stack.targets = lt;
 	lower_stack.nr_targets = 1;
-	lower.stack = &lower_stack;
+	attach(&lower, &lower_dm, &lower_stack);
 
 	/* top: linear a | striped (a, b, lower; 3-sector chunks) | zero | linear lower. */
 	set_linear(&tt[0], 0, 10 * S, a, 5 * S);
@@ -201,30 +212,29 @@ static void test_mapping(void)
 	set_linear(&tt[3], 51 * S, 20 * S, &lower, 30 * S);
 	top_stack.targets = tt;
 	top_stack.nr_targets = 4;
-	top.stack = &top_stack;
+	attach(&top, &top_dm, &top_stack);
 
 	check_map(&top, 71 * S);
 
 	/* Spot checks written out by hand. */
 	struct blkcopy_dev *leaf;
 	uint64_t off, run;
-	run = bc_stack_map(&top, 3 * S, 100 * S, &leaf, &off);
+	run = bc_map_leaf(&top, 3 * S, 100 * S, &leaf, &off);
 	CHECK(leaf == a && off == 8 * S && run == 7 * S, "linear head");
-	run = bc_stack_map(&top, 17 * S, 100 * S, &leaf, &off);	/* chunk 2 of the stripe: lower */
+	run = bc_map_leaf(&top, 17 * S, 100 * S, &leaf, &off);	/* chunk 2 of the stripe: lower */
 	CHECK(leaf == c && off == 1000 * S + 4 * S + S && run == 2 * S, "stripe over dm");
-	run = bc_stack_map(&top, 19 * S, 100 * S, &leaf, &off);	/* chunk 3: a, second row */
+	run = bc_map_leaf(&top, 19 * S, 100 * S, &leaf, &off);	/* chunk 3: a, second row */
 	CHECK(leaf == a && off == 103 * S && run == 3 * S, "second row");
-	run = bc_stack_map(&top, 47 * S, 100 * S, &leaf, &off);	/* zero: stays on top */
+	run = bc_map_leaf(&top, 47 * S, 100 * S, &leaf, &off);	/* zero: stays on top */
 	CHECK(leaf == &top && off == 47 * S && run == 4 * S, "zero target");
-	run = bc_stack_map(&top, 71 * S, S, &leaf, &off);
+	run = bc_map_leaf(&top, 71 * S, S, &leaf, &off);
 	CHECK_EQ(run, 0);
 
 	/* A dm device that is a partition: its offsets start at the partition. */
-	top.partition = true;
-	top.part_start = 10 * S;
-	run = bc_stack_map(&top, 0, 100 * S, &leaf, &off);
+	top.medium.base = 10 * S;
+	run = bc_map_leaf(&top, 0, 100 * S, &leaf, &off);
 	CHECK(leaf == a && off == 100 * S && run == 3 * S, "partition of a dm device");
-	top.partition = false;
+	top.medium.base = 0;
 
 	/* Overlap through stacks: top's stripe on a vs a itself. */
 	struct blkcopy_dev *whole_a = fake_leaf(3, makedev(259, 1));

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "blkcopy.h"
 
 #define SIZE (64u << 20)
 #define DST_OFF (1u << 20)

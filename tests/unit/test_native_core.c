@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "backend.h"
+#include "transport/fd.h"
 
 #define SIZE (4u << 20)
 
@@ -37,7 +38,7 @@ static int fake_probe(struct blkcopy_dev *d)
 }
 
 static int fake_pair(const struct blkcopy_dev *s, const struct blkcopy_dev *d,
-		     struct blkcopy_limits *lim)
+		     struct blkcopy_limits *lim, char *why, size_t why_size)
 {
 	*lim = fake_limits;
 	return 0;
@@ -59,8 +60,8 @@ static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct 
 	for (uint32_t i = 0; i < p->nr_segs; i++) {
 		if (segs[i].len > 4 * 512)
 			fake.violations++;
-		if (pread(s->fd, buf, segs[i].len, (off_t)segs[i].src) != (ssize_t)segs[i].len ||
-		    pwrite(d->fd, buf, segs[i].len, (off_t)off) != (ssize_t)segs[i].len)
+		if (pread(bc_fd_of(s), buf, segs[i].len, (off_t)segs[i].src) != (ssize_t)segs[i].len ||
+		    pwrite(bc_fd_of(d), buf, segs[i].len, (off_t)off) != (ssize_t)segs[i].len)
 			return -EIO;
 		off += segs[i].len;
 	}
@@ -70,6 +71,7 @@ static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct 
 
 static const struct bc_backend fake_backend = {
 	.name = "fake",
+	.caps = BC_BACKEND_SYNC,
 	.probe = fake_probe,
 	.pair = fake_pair,
 	.copy = fake_copy,
@@ -167,6 +169,7 @@ static void fq_destroy(struct bc_native_queue *q)
 
 static const struct bc_backend fake_queued_backend = {
 	.name = "fake-queued",
+	.caps = BC_BACKEND_SYNC | BC_BACKEND_QUEUED | BC_BACKEND_QUEUE_MAY_REFUSE,
 	.probe = fake_probe,
 	.pair = fake_pair,
 	.copy = fake_copy,

@@ -10,7 +10,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "internal.h"
+#include "request.h"
+#include "split.h"
 
 static unsigned long cases;
 

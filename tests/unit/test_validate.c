@@ -4,20 +4,32 @@
 #include <sys/sysmacros.h>
 
 #include "check.h"
-#include "internal.h"
+#include "device.h"
+#include "request.h"
 
 static struct blkcopy_dev disk(uint32_t lbs, uint64_t cap, dev_t whole, uint64_t part_start)
 {
-	return (struct blkcopy_dev){
+	struct blkcopy_dev d = {
 		.kind = BLKCOPY_KIND_BLOCK,
 		.lbs = lbs,
 		.capacity = cap,
 		.rdev = part_start ? whole + 1 : whole,
-		.whole = whole,
-		.partition = part_start != 0,
-		.part_start = part_start,
 		.open_flags = BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE,
 	};
+
+	bc_medium_set_disk(&d.medium, whole);
+	d.medium.base = part_start;
+	return d;
+}
+
+/* Held by the file (@st_dev, @ino), device offset 0 at @base in it. */
+static void backed_by(struct blkcopy_dev *d, dev_t st_dev, ino_t ino, uint64_t base)
+{
+	d->backing = (struct bc_backing_file){ .valid = true, .fs = st_dev,
+					       .medium = { .base = base } };
+	bc_medium_set_file(&d->backing.medium, st_dev, ino);
+	if (d->kind == BLKCOPY_KIND_FILE)
+		d->medium = d->backing.medium;
 }
 
 static int v(const struct blkcopy_dev *s, const struct blkcopy_range *r, size_t nr,
@@ -112,10 +124,10 @@ int main(void)
 
 	/* Files: same inode overlaps, a different inode does not. */
 	struct blkcopy_dev f1 = { .kind = BLKCOPY_KIND_FILE, .lbs = 1, .capacity = MiB,
-				  .file = { .valid = true, .st_dev = 5, .ino = 10 },
 				  .open_flags = BLKCOPY_OPEN_WRITE };
+	backed_by(&f1, 5, 10, 0);
 	struct blkcopy_dev f2 = f1;
-	f2.file.ino = 11;
+	backed_by(&f2, 5, 11, 0);
 	struct blkcopy_range fr[] = { { 3, 100 } };
 	CHECK_EQ(v(&f1, fr, 1, &f1, 50, &bad), -EADDRINUSE);
 	CHECK_EQ(v(&f1, fr, 1, &f2, 50, &bad), 0);
@@ -124,7 +136,7 @@ int main(void)
 	/* A loop device (offset 1 MiB into its file) and a file device over that file. */
 	struct blkcopy_dev loop_a = disk(512, 8 * MiB, makedev(7, 0), 0);
 	loop_a.kind = BLKCOPY_KIND_LOOP;
-	loop_a.file = (struct bc_file_map){ .valid = true, .st_dev = 5, .ino = 10, .base = MiB };
+	backed_by(&loop_a, 5, 10, MiB);
 	struct blkcopy_dev f3 = f1;
 	f3.capacity = 16 * MiB;
 	struct blkcopy_range lr[] = { { 0, 4096 } };
@@ -132,7 +144,7 @@ int main(void)
 	CHECK_EQ(v(&loop_a, lr, 1, &f3, 0, &bad), 0);
 	/* The same loop device with its file unresolved on one handle: compared as a disk. */
 	struct blkcopy_dev loop_b = loop_a;
-	loop_b.file.valid = false;
+	loop_b.backing.valid = false;
 	CHECK_EQ(v(&loop_a, lr, 1, &loop_b, 2048, &bad), -EADDRINUSE);
 	CHECK_EQ(v(&loop_a, lr, 1, &loop_b, 4096, &bad), 0);
 

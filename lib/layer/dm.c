@@ -10,7 +10,7 @@
  * Native commands bypass dm, so a table swapped during a copy would send
  * them to a stale place.  A signature of the table (types, boundaries,
  * legs; never a target's parameters blkcopy does not parse, which may hold
- * a key) is kept, and bc_stack_verify() compares it with the kernel's.
+ * a key) is kept, and dm_verify() compares it with the kernel's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +24,23 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "../backend.h"
+#include "../layer.h"
+#include "../sysfs.h"
+#include "../util.h"
+#include "dm.h"
+
+static struct bc_dm_dev *dm_of(const struct blkcopy_dev *d)
+{
+	return bc_layer_data(d, &bc_layer_dm);
+}
+
+const struct bc_stack *bc_dm_stack(const struct blkcopy_dev *d)
+{
+	const struct bc_dm_dev *dm = dm_of(d);
+
+	return dm ? dm->stack : NULL;
+}
 
 #define DM_CONTROL "/dev/mapper/control"
 #define MAX_DEPTH 8		/* dm over dm over ...: more is surely a loop */
@@ -171,29 +187,16 @@ uint64_t bc_stack_map_one(const struct bc_stack *s, uint64_t off, uint64_t len,
 	return run < len ? run : len;
 }
 
-uint64_t bc_stack_map(const struct blkcopy_dev *d, uint64_t off, uint64_t len,
-		      struct blkcopy_dev **leaf, uint64_t *leaf_off)
+static bool dm_maps(const struct blkcopy_dev *d)
 {
-	struct blkcopy_dev *cur = (struct blkcopy_dev *)d;
+	return bc_dm_stack(d) != NULL;
+}
 
-	*leaf = cur;
-	*leaf_off = off;
-	for (int depth = 0; cur->stack && depth <= MAX_DEPTH; depth++) {
-		struct blkcopy_dev *lower;
-		uint64_t lower_off, run;
-
-		run = bc_stack_map_one(cur->stack, *leaf_off + (cur->partition ? cur->part_start : 0),
-				       len, &lower, &lower_off);
-		if (!run)
-			return 0;	/* past the table: the caller validated against capacity */
-		len = run;
-		if (!lower)
-			break;		/* a target blkcopy does not understand: stop at @cur */
-		cur = lower;
-		*leaf = cur;
-		*leaf_off = lower_off;
-	}
-	return len;
+/* A partition of a dm device maps through its disk's table, from its start. */
+static uint64_t dm_map(const struct blkcopy_dev *d, uint64_t off, uint64_t len,
+		       struct blkcopy_dev **lower, uint64_t *lower_off)
+{
+	return bc_stack_map_one(bc_dm_stack(d), off + d->medium.base, len, lower, lower_off);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -370,11 +373,6 @@ static void stack_free(struct bc_stack *s)
 	free(s);
 }
 
-void bc_stack_release(struct blkcopy_dev *d)
-{
-	stack_free(d->stack);
-	d->stack = NULL;
-}
 
 /* Open (or reuse from @old) the device @devno under @s. */
 static struct blkcopy_dev *open_lower(struct bc_stack *s, struct bc_stack *old, dev_t devno,
@@ -405,7 +403,7 @@ static struct blkcopy_dev *open_lower(struct bc_stack *s, struct bc_stack *old, 
 				snprintf(path, sizeof(path), "%s", mapper);
 		}
 		/* No O_EXCL below: dm holds these devices itself. */
-		ret = bc_open_depth(path, s->open_flags & ~BLKCOPY_OPEN_EXCL, s->depth + 1, &d);
+		ret = bc_open_lower(path, s->open_flags & ~BLKCOPY_OPEN_EXCL, s->depth + 1, &d);
 	}
 	if (ret) {
 		snprintf(why, why_size, "device-mapper: %.48s: cannot open %u:%u under it: %s", s->name,
@@ -442,10 +440,9 @@ static void open_legs(struct bc_stack *s, struct bc_stack *old, char *why, size_
 }
 
 /* Limits over every leaf with native copy, and how many leaves lack it. */
-static void stack_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim,
+static void stack_limits(const struct bc_stack *s, struct blkcopy_limits *lim,
 			 unsigned int *native, unsigned int *other)
 {
-	const struct bc_stack *s = d->stack;
 
 	for (size_t i = 0; i < s->nr_targets; i++) {
 		const struct bc_target *t = &s->targets[i];
@@ -455,8 +452,8 @@ static void stack_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim
 		for (uint32_t l = 0; l < t->nr_legs; l++) {
 			const struct blkcopy_dev *leaf = t->legs[l].dev;
 
-			if (leaf->stack) {
-				stack_limits(leaf, lim, native, other);
+			if (bc_dm_stack(leaf)) {
+				stack_limits(bc_dm_stack(leaf), lim, native, other);
 				continue;
 			}
 			if (!leaf->limits.max_copy_sectors) {
@@ -477,36 +474,45 @@ static void stack_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim
 	}
 }
 
-static void describe(struct blkcopy_dev *d)
+/* The minimum over the leaves with native copy; the note, when there is one, as the reason. */
+static int dm_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim, char *reason,
+		     size_t size)
 {
-	struct blkcopy_limits lim = { 0 };
+	const struct bc_dm_dev *dm = dm_of(d);
+	const struct bc_stack *s = dm->stack;
 	unsigned int native = 0, other = 0;
 
-	stack_limits(d, &lim, &native, &other);
-	lim.copy_offload = native && !d->offload_off ? 1 : 0;
-	d->limits = lim;
-	if (!native)
-		snprintf(d->reason, sizeof(d->reason),
-			 "dm %.48s: no leaf has native copy; emulated through the dm node", d->stack->name);
+	if (!s) {
+		snprintf(reason, size, "%s", dm->note);
+		return -ENODEV;
+	}
+	*lim = (struct blkcopy_limits){ 0 };
+	stack_limits(s, lim, &native, &other);
+	if (dm->note[0])
+		snprintf(reason, size, "%s", dm->note);
+	else if (!native)
+		snprintf(reason, size, "dm %.48s: no leaf has native copy; emulated through the dm node",
+			 s->name);
 	else if (other)
-		snprintf(d->reason, sizeof(d->reason),
+		snprintf(reason, size,
 			 "dm %.40s: native per piece between leaves that allow it (%u of %u legs); "
-			 "the rest emulated", d->stack->name, native, native + other);
+			 "the rest emulated", s->name, native, native + other);
 	else
-		snprintf(d->reason, sizeof(d->reason),
+		snprintf(reason, size,
 			 "dm %.40s: native per piece between leaves that allow it (limits: the "
-			 "minimum over its %u legs)", d->stack->name, native);
+			 "minimum over its %u legs)", s->name, native);
+	return 0;
 }
 
 /* Read @d's table again; keep the resolution when it is unchanged, else rebuild it. */
-static int refresh_one(struct blkcopy_dev *d, bool pinned)
+static int refresh_one(struct blkcopy_dev *d, struct bc_dm_dev *dm, bool pinned)
 {
-	struct bc_stack *s, *old = d->stack;
-	char why[sizeof(d->reason)] = "";
+	struct bc_stack *s, *old = dm->stack;
+	char why[sizeof(dm->note)] = "";
 	int ctl, ret;
 
 	if (d->depth > MAX_DEPTH) {
-		snprintf(d->reason, sizeof(d->reason), "device-mapper: stacked deeper than %d",
+		snprintf(dm->note, sizeof(dm->note), "device-mapper: stacked deeper than %d",
 			 MAX_DEPTH);
 		return -ELOOP;
 	}
@@ -521,7 +527,7 @@ static int refresh_one(struct blkcopy_dev *d, bool pinned)
 		set_why(why, sizeof(why), "device-mapper: %s: %s", DM_CONTROL, ret);
 		goto fail;
 	}
-	ret = read_table(ctl, d->whole, s, why, sizeof(why));
+	ret = read_table(ctl, d->medium.disk, s, why, sizeof(why));
 	close(ctl);
 	if (ret)
 		goto fail;
@@ -544,16 +550,15 @@ static int refresh_one(struct blkcopy_dev *d, bool pinned)
 	}
 	open_legs(s, old, why, sizeof(why));
 	stack_free(old);
-	d->stack = s;
-	describe(d);
-	if (why[0])	/* a leg could not be opened: say so, its targets are emulated */
-		snprintf(d->reason, sizeof(d->reason), "%s", why);
+	dm->stack = s;
+	/* A leg that could not be opened: say so, its targets are emulated. */
+	snprintf(dm->note, sizeof(dm->note), "%s", why);
 	return 0;
 fail:
 	stack_free(s);
-	bc_stack_release(d);
-	memset(&d->limits, 0, sizeof(d->limits));
-	snprintf(d->reason, sizeof(d->reason), "%s; emulated through the dm node", why);
+	stack_free(dm->stack);
+	dm->stack = NULL;
+	snprintf(dm->note, sizeof(dm->note), "%s; emulated through the dm node", why);
 	return ret;
 }
 
@@ -563,49 +568,43 @@ fail:
  * -EBUSY: I/O through it would block, native I/O would race whoever
  * suspended it.
  */
-static int refresh_stack(struct blkcopy_dev *d, bool pinned)
+static int dm_refresh(struct blkcopy_dev *d, bool pinned)
 {
-	int ret;
+	const struct bc_stack *s;
+	struct bc_dm_dev *dm = dm_of(d);
+	int ret = refresh_one(d, dm, pinned);
 
-	if (d->kind != BLKCOPY_KIND_DM)
-		return 0;
-	ret = refresh_one(d, pinned);
-	if (ret || !d->stack)
+	s = dm->stack;
+	if (ret || !s)
 		return ret;
-	for (size_t i = 0; i < d->stack->nr_lower; i++) {
-		const struct blkcopy_dev *lower = d->stack->lower[i];
+	for (size_t i = 0; i < s->nr_lower; i++) {
+		const struct blkcopy_dev *lower = s->lower[i];
 
-		ret = refresh_stack(d->stack->lower[i], pinned);
+		ret = bc_dev_refresh(s->lower[i], pinned);
 		if (ret == -ENOMEM || ret == -ESTALE || ret == -EBUSY) {
 			if (lower->error[0])
 				snprintf(d->error, sizeof(d->error), "%s", lower->error);
 			return ret;
 		}
 	}
-	if (d->stack->flags & DM_SUSPEND_FLAG) {
-		snprintf(d->error, sizeof(d->error), "device-mapper: %.48s is suspended",
-			 d->stack->name);
+	if (s->flags & DM_SUSPEND_FLAG) {
+		snprintf(d->error, sizeof(d->error), "device-mapper: %.48s is suspended", s->name);
 		return -EBUSY;
 	}
 	return 0;
 }
 
-int bc_stack_refresh(struct blkcopy_dev *d)
-{
-	return refresh_stack(d, d->jobs > 0);
-}
-
 /* Suspended anywhere in the stack: I/O through it would block, native I/O would race it. */
 static int check_one(int ctl, const struct blkcopy_dev *d, bool *changed, char *msg, size_t size)
 {
-	const struct bc_stack *s = d->stack;
+	const struct bc_stack *s = bc_dm_stack(d);
 	struct bc_stack now = { 0 };
 	char why[160];
 	int ret;
 
 	if (!s)
 		return 0;
-	ret = read_table(ctl, d->whole, &now, why, sizeof(why));
+	ret = read_table(ctl, d->medium.disk, &now, why, sizeof(why));
 	if (ret) {
 		snprintf(msg, size, "%s", why);
 		*changed = true;
@@ -637,12 +636,12 @@ static int check_one(int ctl, const struct blkcopy_dev *d, bool *changed, char *
 	return 0;
 }
 
-int bc_stack_verify(struct blkcopy_dev *d)
+static int dm_verify(struct blkcopy_dev *d)
 {
 	bool changed = false;
 	int ctl, ret;
 
-	if (!d->stack)
+	if (!bc_dm_stack(d))
 		return 0;
 	ctl = dm_control();
 	if (ctl < 0)
@@ -654,6 +653,34 @@ int bc_stack_verify(struct blkcopy_dev *d)
 	return ret;
 }
 
+static void dm_release(struct blkcopy_dev *d, void *data)
+{
+	struct bc_dm_dev *dm = data;
+
+	stack_free(dm->stack);
+	free(dm);
+}
+
+/* A table blkcopy cannot read leaves the device emulation-only, with the reason. */
+static int dm_probe(struct blkcopy_dev *d, void **data)
+{
+	struct bc_dm_dev *dm;
+	int ret;
+
+	if (!d->rdev || !bc_sysfs_exists(d->medium.disk, "dm"))
+		return -ENODEV;
+	dm = calloc(1, sizeof(*dm));
+	if (!dm)
+		return -ENOMEM;
+	ret = refresh_one(d, dm, false);
+	if (ret == -ENOMEM || ret == -ELOOP) {
+		dm_release(d, dm);
+		return ret;
+	}
+	*data = dm;
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The mapping as users see it                                              */
 
@@ -661,7 +688,7 @@ int bc_stack_verify(struct blkcopy_dev *d)
 static int find_leg(const struct blkcopy_dev *d, uint32_t depth, size_t *left,
 		    struct blkcopy_mapping *m)
 {
-	const struct bc_stack *s = d->stack;
+	const struct bc_stack *s = bc_dm_stack(d);
 
 	for (size_t i = 0; i < s->nr_targets; i++) {
 		const struct bc_target *t = &s->targets[i];
@@ -687,7 +714,7 @@ static int find_leg(const struct blkcopy_dev *d, uint32_t depth, size_t *left,
 				};
 				return 0;
 			}
-			if (lower && lower->stack && !find_leg(lower, depth + 1, left, m))
+			if (lower && bc_dm_stack(lower) && !find_leg(lower, depth + 1, left, m))
 				return 0;
 		}
 	}
@@ -698,7 +725,18 @@ int blkcopy_get_mapping(const struct blkcopy_dev *d, size_t index, struct blkcop
 {
 	if (!d || !m)
 		return -EINVAL;
-	if (!d->stack)
+	if (!bc_dm_stack(d))
 		return -ENOENT;
 	return find_leg(d, 0, &index, m);
 }
+
+const struct bc_layer bc_layer_dm = {
+	.name = "dm",
+	.probe = dm_probe,
+	.maps = dm_maps,
+	.map = dm_map,
+	.refresh = dm_refresh,
+	.verify = dm_verify,
+	.limits = dm_limits,
+	.release = dm_release,
+};

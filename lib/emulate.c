@@ -17,15 +17,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "emulate.h"
+#include "split.h"
+#include "transport.h"
+#include "util.h"
 
 #define SEGS_PER_CHUNK 512u
 #define WRITE_TAG 0xffffffffu
 #define PAGE 4096u
-/* Completions that are not reads or writes: readiness of a remote end, and its clock. */
-#define REMOTE_CHUNK 0xffffffffu
-#define TICK_TAG 0xffu
-#define TICK_MS 1000
 
 struct seg {
 	uint64_t src;
@@ -58,26 +57,16 @@ struct run {
 	struct bc_span own[];	/* the spans, when the caller's may not outlive the run */
 };
 
-/*
- * An end without a descriptor (iSCSI): its reads or writes go through its
- * bc_remote, and the ring polls its socket, one-shot, so that the job still
- * waits on one descriptor.
- */
-struct remote_end {
-	struct blkcopy_dev *dev;
-	bool in_armed, out_armed;
-};
+enum { SRC, DST };
 
 struct bc_emu {
 	struct io_uring ring;
 	bool ring_ready;
-	bool fixed_files;
-	bool fixed_bufs;
-	int src_fd, dst_fd;
-	struct remote_end remote[2];	/* the source's, then the destination's unless the same */
-	uint32_t nr_remote;
-	struct blkcopy_dev *src_remote, *dst_remote;	/* NULL for ends with a descriptor */
-	bool tick_armed;
+	/* The two ends, each through its device's transport. */
+	struct bc_io_end end[2];
+	const struct bc_transport *t[2];
+	uint32_t io_max[2];
+	bool ends_open[2];
 	struct bc_emu_params p;
 	uint32_t align;
 
@@ -98,6 +87,8 @@ struct bc_emu {
 	bool stopping;
 };
 
+static void io_done(void *engine, uint64_t data, int res);
+
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) / a * a;
@@ -108,9 +99,7 @@ bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *d
 {
 	uint32_t a = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
 
-	/* A remote end has no page cache: it is direct, at its block size. */
-	if ((!src->remote && src->fd_direct < 0) || (!dst->remote && dst->fd_direct < 0) ||
-	    dst_off % a)
+	if (!src->transport->direct_ok(src) || !dst->transport->direct_ok(dst) || dst_off % a)
 		return false;
 	for (size_t i = 0; i < nr; i++)
 		if (spans[i].src % a || spans[i].len % a)
@@ -128,17 +117,6 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		return -ENOMEM;
 	e->p = *p;
 	e->fail_low = UINT64_MAX;
-	e->src_fd = p->direct ? src->fd_direct : src->fd;
-	e->dst_fd = p->direct ? dst->fd_direct : dst->fd;
-	if (src->remote) {
-		e->src_remote = src;
-		e->remote[e->nr_remote++].dev = src;
-	}
-	if (dst->remote) {
-		e->dst_remote = dst;
-		if (dst != src)
-			e->remote[e->nr_remote++].dev = dst;
-	}
 	if (p->direct)
 		e->align = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
 	else
@@ -160,8 +138,26 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 	}
 	e->ring_ready = true;
 
-	int fds[2] = { e->src_fd, e->dst_fd };
-	e->fixed_files = !e->nr_remote && io_uring_register_files(&e->ring, fds, 2) == 0;
+	struct blkcopy_dev *devs[2] = { src, dst };
+	for (int i = SRC; i <= DST; i++) {
+		e->t[i] = devs[i]->transport;
+		e->io_max[i] = e->t[i]->io_max(devs[i]);
+		e->end[i] = (struct bc_io_end){ .dev = devs[i], .ring = &e->ring, .index = (uint32_t)i,
+						.direct = p->direct, .fd = -1, .fixed_file = -1,
+						.done = io_done, .engine = e };
+		ret = e->t[i]->io_open(&e->end[i]);
+		if (ret) {
+			bc_emu_destroy(e);
+			return ret;
+		}
+		e->ends_open[i] = true;
+	}
+	/* Descriptors on both ends: registered files save a lookup per I/O. */
+	int fds[2] = { e->end[SRC].fd, e->end[DST].fd };
+	if (fds[SRC] >= 0 && fds[DST] >= 0 && io_uring_register_files(&e->ring, fds, 2) == 0) {
+		e->end[SRC].fixed_file = 0;
+		e->end[DST].fixed_file = 1;
+	}
 	*emup = e;
 	return 0;
 }
@@ -205,7 +201,8 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 		iov[i] = (struct iovec){ .iov_base = e->chunks[i].buf, .iov_len = chunk };
 	}
 	/* Registration pins the pages; without it (RLIMIT_MEMLOCK) plain I/O still works. */
-	e->fixed_bufs = io_uring_register_buffers(&e->ring, iov, (unsigned int)nr) == 0;
+	e->end[SRC].fixed_bufs = e->end[DST].fixed_bufs =
+		io_uring_register_buffers(&e->ring, iov, (unsigned int)nr) == 0;
 	free(iov);
 	return 0;
 }
@@ -301,69 +298,46 @@ static bool load_chunk(struct bc_emu *e, struct chunk *c)
 	return true;
 }
 
-static struct io_uring_sqe *get_sqe(struct bc_emu *e)
+struct io_uring_sqe *bc_io_sqe(struct bc_io_end *end)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(end->ring);
 
 	if (!sqe) {
-		io_uring_submit(&e->ring);
-		sqe = io_uring_get_sqe(&e->ring);
+		io_uring_submit(end->ring);
+		sqe = io_uring_get_sqe(end->ring);
 	}
 	return sqe;
 }
 
 static void complete(struct bc_emu *e, uint64_t data, int res);
 
-static void remote_done(void *arg, uint64_t data, int res)
+static void io_done(void *engine, uint64_t data, int res)
 {
-	complete(arg, data, res);
-}
-
-static void prep_io(struct bc_emu *e, struct io_uring_sqe *sqe, bool write, uint32_t ci,
-		    char *buf, uint32_t len, uint64_t off, uint32_t tag)
-{
-	struct blkcopy_dev *remote = write ? e->dst_remote : e->src_remote;
-	int fd = write ? e->dst_fd : e->src_fd;
-
-	if (remote) {
-		const uint64_t data = (uint64_t)ci << 32 | tag;
-		int ret;
-
-		e->inflight++;
-		ret = remote->remote->submit(remote, write, buf, len, off, remote_done, e, data);
-		if (ret)
-			complete(e, data, ret);
-		return;
-	}
-
-	if (e->fixed_files)
-		fd = write ? 1 : 0;
-	if (e->fixed_bufs) {
-		if (write)
-			io_uring_prep_write_fixed(sqe, fd, buf, len, off, (int)ci);
-		else
-			io_uring_prep_read_fixed(sqe, fd, buf, len, off, (int)ci);
-	} else if (write) {
-		io_uring_prep_write(sqe, fd, buf, len, off);
-	} else {
-		io_uring_prep_read(sqe, fd, buf, len, off);
-	}
-	if (e->fixed_files)
-		sqe->flags |= IOSQE_FIXED_FILE;
-	io_uring_sqe_set_data64(sqe, (uint64_t)ci << 32 | tag);
-	e->inflight++;
+	complete(engine, data, res);
 }
 
 /*
- * One I/O is at most 1 GiB: the kernel caps a single read or write below
- * 2 GiB anyway.  A remote end takes no more than its target's transfer
- * limit; the rest of the segment or chunk follows as a short completion would.
+ * One read or write through end @i's transport, at most its largest I/O:
+ * the rest of the segment or chunk follows as a short completion would.
+ * False when there is no room now.  The caller marks the I/O in flight
+ * first: a command that fails at once completes in here.
  */
-static uint32_t io_len(const struct blkcopy_dev *remote, uint64_t left)
+static bool submit_io(struct bc_emu *e, int i, uint32_t ci, char *buf, uint64_t left,
+		      uint64_t off, uint32_t tag)
 {
-	uint64_t max = remote ? remote->max_io : (1u << 30);
+	const uint32_t len = left > e->io_max[i] ? e->io_max[i] : (uint32_t)left;
+	const uint64_t data = (uint64_t)ci << 32 | tag;
+	int ret;
 
-	return left > max ? (uint32_t)max : (uint32_t)left;
+	e->inflight++;
+	ret = e->t[i]->io_submit(&e->end[i], i == DST, buf, len, off, (int)ci, data);
+	if (ret == -EAGAIN) {
+		e->inflight--;
+		return false;
+	}
+	if (ret)
+		complete(e, data, ret);
+	return true;
 }
 
 static bool issue_write(struct bc_emu *e, uint32_t ci)
@@ -371,13 +345,13 @@ static bool issue_write(struct bc_emu *e, uint32_t ci)
 	if (e->stopping)
 		return false;
 	struct chunk *c = &e->chunks[ci];
-	struct io_uring_sqe *sqe = e->dst_remote ? NULL : get_sqe(e);
 
-	if (!sqe && !e->dst_remote)
-		return false;
 	c->write_in_flight = true;
-	prep_io(e, sqe, true, ci, c->buf + c->wdone, io_len(e->dst_remote, c->len - c->wdone),
-		c->dst + c->wdone, WRITE_TAG);
+	if (!submit_io(e, DST, ci, c->buf + c->wdone, c->len - c->wdone, c->dst + c->wdone,
+		       WRITE_TAG)) {
+		c->write_in_flight = false;
+		return false;
+	}
 	return true;
 }
 
@@ -387,14 +361,13 @@ static bool issue_read(struct bc_emu *e, uint32_t ci, uint32_t si)
 		return false;
 	struct chunk *c = &e->chunks[ci];
 	struct seg *s = &c->segs[si];
-	struct io_uring_sqe *sqe = e->src_remote ? NULL : get_sqe(e);
 
-	if (!sqe && !e->src_remote)
-		return false;
-	/* Marked first: a remote end that fails at once completes inside prep_io(). */
 	s->in_flight = true;
-	prep_io(e, sqe, false, ci, c->buf + s->buf_off + s->done,
-		io_len(e->src_remote, s->len - s->done), s->src + s->done, si);
+	if (!submit_io(e, SRC, ci, c->buf + s->buf_off + s->done, s->len - s->done,
+		       s->src + s->done, si)) {
+		s->in_flight = false;
+		return false;
+	}
 	return true;
 }
 
@@ -493,75 +466,21 @@ static void release_stopped_chunks(struct bc_emu *e)
 	}
 }
 
-static uint64_t remote_tag(uint32_t idx, bool out)
+/* Before every wait: the transports arm what must wake the ring (a session's socket). */
+static void arm_ends(struct bc_emu *e)
 {
-	return (uint64_t)REMOTE_CHUNK << 32 | idx << 1 | out;
+	for (int i = SRC; i <= DST; i++)
+		if (e->t[i]->io_arm)
+			e->t[i]->io_arm(&e->end[i]);
 }
 
-static bool remote_busy(const struct bc_emu *e)
+/* A ring completion that a transport armed: bc_io_event_tag(). */
+static void end_event(struct bc_emu *e, uint64_t tag, int res)
 {
-	for (uint32_t i = 0; i < e->nr_remote; i++)
-		if (e->remote[i].dev->remote->inflight(e->remote[i].dev))
-			return true;
-	return false;
-}
+	const uint32_t i = (uint32_t)(tag >> 16) & 0xffff;
 
-/*
- * Before every wait: push out what the remote ends have queued, and make
- * sure the ring will wake for their answers, for room to send more, and
- * once a second while commands are out (their timeouts are checked then).
- */
-static void arm_remote(struct bc_emu *e)
-{
-	for (uint32_t i = 0; i < e->nr_remote; i++) {
-		struct remote_end *r = &e->remote[i];
-		const struct bc_remote *ops = r->dev->remote;
-		struct io_uring_sqe *sqe;
-		int fd;
-
-		if (ops->want_write(r->dev))
-			ops->service(r->dev, POLLOUT);
-		fd = ops->fd(r->dev);
-		if (fd < 0)
-			continue;
-		if (!r->in_armed && (sqe = get_sqe(e))) {
-			io_uring_prep_poll_add(sqe, fd, POLLIN);
-			io_uring_sqe_set_data64(sqe, remote_tag(i, false));
-			r->in_armed = true;
-		}
-		if (!r->out_armed && ops->want_write(r->dev) && (sqe = get_sqe(e))) {
-			io_uring_prep_poll_add(sqe, fd, POLLOUT);
-			io_uring_sqe_set_data64(sqe, remote_tag(i, true));
-			r->out_armed = true;
-		}
-	}
-	if (!e->tick_armed && remote_busy(e)) {
-		static struct __kernel_timespec tick = { .tv_sec = TICK_MS / 1000 };
-		struct io_uring_sqe *sqe = get_sqe(e);
-
-		if (sqe) {
-			io_uring_prep_timeout(sqe, &tick, 0, 0);
-			io_uring_sqe_set_data64(sqe, (uint64_t)REMOTE_CHUNK << 32 | TICK_TAG);
-			e->tick_armed = true;
-		}
-	}
-}
-
-static void remote_event(struct bc_emu *e, uint32_t tag, int res)
-{
-	if (tag == TICK_TAG) {
-		e->tick_armed = false;
-		for (uint32_t i = 0; i < e->nr_remote; i++)
-			e->remote[i].dev->remote->service(e->remote[i].dev, 0);
-		return;
-	}
-	struct remote_end *r = &e->remote[tag >> 1];
-
-	if (tag & 1)
-		r->out_armed = false;
-	else
-		r->in_armed = false;
-	r->dev->remote->service(r->dev, res > 0 ? res : 0);
+	if (i <= DST && e->t[i]->io_event)
+		e->t[i]->io_event(&e->end[i], (uint32_t)tag & 0xffff, res);
 }
 
 static unsigned int reap(struct bc_emu *e)
@@ -570,8 +489,8 @@ static unsigned int reap(struct bc_emu *e)
 	unsigned int head, n = 0;
 
 	io_uring_for_each_cqe(&e->ring, head, cqe) {
-		if ((uint32_t)(cqe->user_data >> 32) == REMOTE_CHUNK)
-			remote_event(e, (uint32_t)cqe->user_data, cqe->res);
+		if ((cqe->user_data & BC_IO_EVENT) == BC_IO_EVENT)
+			end_event(e, cqe->user_data, cqe->res);
 		else
 			complete(e, cqe->user_data, cqe->res);
 		n++;
@@ -599,12 +518,12 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 		fill(e);
 		if (idle(e))
 			return 1;
-		arm_remote(e);
+		arm_ends(e);
 		if (timeout_ms == 0) {
 			io_uring_submit(&e->ring);
 			reap(e);
 			fill(e);
-			arm_remote(e);
+			arm_ends(e);
 			io_uring_submit(&e->ring);
 			return idle(e);
 		}
@@ -664,10 +583,16 @@ void bc_emu_destroy(struct bc_emu *e)
 {
 	if (!e)
 		return;
-	/* Their completions would land in freed memory: make them happen now. */
-	for (uint32_t i = 0; i < e->nr_remote; i++)
-		if (e->remote[i].dev->remote->inflight(e->remote[i].dev))
-			e->remote[i].dev->remote->abandon(e->remote[i].dev);
+	/* Completions outside the ring would land in freed memory: make them happen now. */
+	for (int i = SRC; i <= DST; i++) {
+		if (!e->ends_open[i])
+			continue;
+		if (e->t[i]->io_abandon && e->t[i]->io_inflight(&e->end[i]))
+			e->t[i]->io_abandon(&e->end[i]);
+	}
+	for (int i = SRC; i <= DST; i++)
+		if (e->ends_open[i] && e->t[i]->io_close)
+			e->t[i]->io_close(&e->end[i]);
 	while (e->runs) {
 		struct run *r = e->runs;
 		e->runs = r->next;

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* The emulation engine: reads into buffers and writes them out, through io_uring. */
+#ifndef BLKCOPY_EMULATE_H
+#define BLKCOPY_EMULATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+#include "span.h"
+
+struct bc_emu;
+struct bc_emu_params {
+	uint32_t queue_depth;
+	uint64_t max_inflight;
+	uint64_t chunk_size;
+	uint64_t expected_bytes;	/* the request's size: no more buffer than it can use */
+	bool direct;		/* both ends O_DIRECT */
+};
+int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
+		  const struct bc_emu_params *p, struct bc_emu **emup);
+/*
+ * Queue spans whose destination starts at @dst and is contiguous.  With
+ * @copy the engine keeps its own copy of @spans; else they must outlive it.
+ */
+int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst,
+	       bool copy);
+/* Spans queued in runs not yet consumed: how far emulation lags behind planning. */
+size_t bc_emu_queued(const struct bc_emu *e);
+/*
+ * Issue, then reap for up to @timeout_ms (-1 forever, 0 never blocks).
+ * 1 when idle; 0 when not idle (the timeout passed, or a signal); -1 when
+ * the ring failed.
+ */
+int bc_emu_run(struct bc_emu *e, int timeout_ms);
+void bc_emu_stop(struct bc_emu *e, int error);
+/* Bytes written, any order; lowest destination offset not known written; first error. */
+void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error);
+/* Both ends can do O_DIRECT with these spans (alignment of every offset and length). */
+bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
+		      const struct bc_span *spans, size_t nr, uint64_t dst_off);
+/* Readable when the engine has completions to reap. */
+int bc_emu_fd(const struct bc_emu *e);
+void bc_emu_destroy(struct bc_emu *e);
+
+#endif

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A job's state, shared by its stages: planning (plan.c) maps the request
+ * onto leaf pairs and groups it into lanes and emulated runs; native
+ * execution (native.c) runs the lanes' pieces; the job (job.c) drives both
+ * from its event loop.  The commit watermark (commit.c) says how much is
+ * done.
+ */
+#ifndef BLKCOPY_JOB_H
+#define BLKCOPY_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "commit.h"
+#include "device.h"
+#include "emulate.h"
+#include "split.h"
+
+#define BC_MAX_LANES 64u	/* leaf pairs per job; pairs beyond are emulated */
+#define BC_MAX_NATIVE_DEPTH 64u	/* native commands in flight per lane; each may copy MiBs */
+
+/* Where a stretch of the request lies on the devices the caller opened. */
+struct bc_top_pos {
+	uint64_t src;
+	uint64_t dst;
+};
+
+/* A stretch of the request mapped onto one source leaf and one destination leaf. */
+struct bc_leaf_run {
+	struct blkcopy_dev *src, *dst;	/* leaves */
+	uint64_t src_off, dst_off;	/* on the leaves */
+	struct bc_top_pos top;
+	uint64_t len;
+};
+
+/* A request mapped down to the leaves, one leaf run at a time. */
+struct bc_leaf_walk {
+	const struct blkcopy_dev *src, *dst;
+	const struct bc_span *spans;
+	size_t nr, idx;
+	uint64_t skip, dst_pos;
+};
+
+/* A leaf run as a lane keeps it: leaf source offset, caller's offsets, length. */
+struct bc_part {
+	uint64_t src;
+	struct bc_top_pos top;
+	uint64_t len;
+};
+
+/* Where a segment of a piece starts: a span of its lane and an offset in it. */
+struct bc_seg_ref {
+	size_t span;
+	uint64_t off;
+};
+
+/* A native piece between planning and completion. */
+struct bc_slot {
+	struct bc_piece piece;	/* leaf offsets */
+	struct bc_span *segs;	/* leaf offsets */
+	struct bc_seg_ref *refs;	/* each segment's place in the lane's plan */
+	bool busy;
+};
+
+/* A leaf pair: its native backend (NULL: not native) and its work. */
+struct bc_lane {
+	struct blkcopy_dev *src, *dst;
+	const struct bc_backend *backend;
+	struct bc_split_limits sl;
+	uint32_t nsegs_cap;
+
+	/* Native execution (native.c). */
+	bool ready;		/* slots (and the queue, if any) are set up */
+	struct bc_native_queue *queue;	/* NULL: pieces run synchronously */
+	struct bc_slot *slots;
+	uint32_t nr_slots;
+	uint32_t inflight;
+	bool proven;		/* a piece succeeded: more may go in flight */
+	bool refused;		/* the device refused copy before any piece succeeded */
+	bool flushed;
+	uint64_t dst_lo, dst_hi;	/* leaf bytes written natively, to invalidate */
+
+	/*
+	 * Planning (plan.c): this batch's runs in destination order (parts),
+	 * and the spans the splitter cuts: parts that continue each other on
+	 * both leaves merge, as a stripe's chunks do, so one command can
+	 * cover many of them.  A chain is spans whose leaf destinations
+	 * continue each other.
+	 */
+	struct bc_part *parts;
+	size_t nr_parts, cap_parts;
+	struct bc_span *spans;	/* leaf source offset, length */
+	uint64_t *span_dst;	/* leaf destination offset */
+	size_t *span_part;	/* first part of each span */
+	size_t nr_spans, cap_spans;
+	size_t next_span;	/* first span of the next chain */
+	size_t chain;		/* first span of the chain being split */
+	bool splitting;
+	struct bc_splitter split;
+};
+
+struct blkcopy_job {
+	struct blkcopy_dev *src, *dst;
+	struct bc_span *spans;
+	size_t nr_spans;
+	uint64_t dst_off;
+	uint64_t total;
+	unsigned int flags;
+	uint32_t queue_depth;
+	bool try_native;	/* the flags and both devices allow native pieces */
+	bool stacked;		/* a layer maps either end onto other devices */
+
+	/* Planning. */
+	struct bc_leaf_walk walk;
+	bool planned_all;
+	struct bc_span *emu_group;	/* emulated runs with a contiguous destination */
+	size_t emu_nr, emu_cap;
+	uint64_t emu_dst, emu_end;	/* the group's destination, first byte and past the last */
+	struct bc_lane *lanes[BC_MAX_LANES];
+	uint32_t nr_lanes;
+
+	/* Execution. */
+	struct bc_emu *emu;
+	int epfd;		/* blkcopy_job_fd(): the ring, every lane's queue, the kick */
+	int kick;		/* eventfd: readable while work can go without a completion */
+	bool native_started;	/* caches flushed, so they must be invalidated at the end */
+	int64_t verified_ms;
+	struct bc_watermark wm;
+
+	int error;
+	bool cancelled;
+	bool finished;
+};
+
+/*
+ * Re-read the tables under both ends: tables change between requests.
+ * -ENOMEM, -ESTALE or -EBUSY (with the device's error); other failures
+ * leave a device emulated through its node.
+ */
+int bc_refresh_pair(struct blkcopy_dev *src, struct blkcopy_dev *dst);
+
+/* BLKCOPY_NOEMULATION: every run can go native, else -EOPNOTSUPP with the reason on @dst. */
+int bc_check_all_native(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
+			struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags);
+
+#endif

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Native execution.  Each lane (a leaf pair with a backend) runs its cut
+ * pieces: one at a time until one succeeds (a device that refuses copy
+ * refuses the first), then up to the queue depth.  A piece refused before
+ * any write is handed back to planning to be emulated; any other failure
+ * stops the copy, and the watermark loses the piece.  Native commands
+ * bypass page caches: what is dirty is written back before the first, and
+ * the destination's cached pages are dropped at the end.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+
+#include "native.h"
+#include "plan.h"
+#include "transport.h"
+#include "util.h"
+
+void bc_lane_free(struct bc_lane *l)
+{
+	if (!l)
+		return;
+	if (l->queue)
+		l->backend->queue_destroy(l->queue);
+	for (uint32_t i = 0; l->slots && i < l->nr_slots; i++) {
+		free(l->slots[i].segs);
+		free(l->slots[i].refs);
+	}
+	free(l->slots);
+	bc_lane_free_plan(l);
+	free(l);
+}
+
+/* Slots, and a queue when the backend has one, on the lane's first piece. */
+static int lane_setup(struct blkcopy_job *j, struct bc_lane *l)
+{
+	const struct bc_backend *b = l->backend;
+	int ret;
+
+	l->ready = true;
+	l->nr_slots = 1;
+	if (b->caps & BC_BACKEND_QUEUED) {
+		uint32_t depth = bc_min_u64(j->queue_depth, BC_MAX_NATIVE_DEPTH);
+
+		ret = b->queue_create(l->src, l->dst, depth, &l->queue);
+		/* The table was checked at registration: only such a backend has copy() to fall back on. */
+		if (ret == -EOPNOTSUPP && !(b->caps & BC_BACKEND_QUEUE_MAY_REFUSE))
+			ret = -EIO;
+		if (ret && ret != -EOPNOTSUPP)
+			return ret;
+		if (!ret) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.fd = b->queue_fd(l->queue) };
+
+			l->nr_slots = depth;
+			if (epoll_ctl(j->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+				return -errno;
+		}
+	}
+	l->slots = calloc(l->nr_slots, sizeof(*l->slots));
+	if (!l->slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < l->nr_slots; i++) {
+		l->slots[i].segs = calloc(l->nsegs_cap, sizeof(struct bc_span));
+		l->slots[i].refs = calloc(l->nsegs_cap, sizeof(struct bc_seg_ref));
+		if (!l->slots[i].segs || !l->slots[i].refs)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A leaf's own account of a failure, on the handle the caller holds. */
+static void adopt_error(struct blkcopy_dev *top, const struct blkcopy_dev *leaf)
+{
+	if (top != leaf && leaf->error[0])
+		snprintf(top->error, sizeof(top->error), "%.40s: %.110s", leaf->path, leaf->error);
+}
+
+/* A piece that did not land: the copy stops, and nothing from the piece on counts. */
+static void native_fail(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot, int err)
+{
+	adopt_error(j->src, l->src);
+	adopt_error(j->dst, l->dst);
+	bc_wm_lose(&j->wm, bc_slot_low(l, slot));
+	bc_plan_stop(j, err == -E2BIG ? -EOPNOTSUPP : err);
+}
+
+static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot,
+			    int ret, const struct bc_copy_stats *st)
+{
+	if (slot->busy) {
+		slot->busy = false;
+		l->inflight--;
+	}
+	if (ret == 0) {
+		l->proven = true;
+		l->dst_lo = bc_min_u64(l->dst_lo, slot->piece.dst);
+		if (slot->piece.dst + slot->piece.len > l->dst_hi)
+			l->dst_hi = slot->piece.dst + slot->piece.len;
+		bc_wm_native_done(&j->wm, bc_slot_low(l, slot), slot->piece.len, st->bytes);
+		return;
+	}
+	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION) &&
+	    !j->error) {
+		/* Refused before any piece succeeded: the pair cannot copy, stop asking. */
+		const bool refuses = ret == -EOPNOTSUPP && !l->proven;
+
+		ret = bc_plan_emulate_slot(j, l, slot);
+		if (!ret && refuses) {
+			l->refused = true;
+			ret = bc_plan_emulate_unsplit(j, l);
+		}
+		if (!ret)
+			return;
+	}
+	native_fail(j, l, slot, ret);
+}
+
+/* Until one piece succeeds, one at a time: a device that refuses copy refuses the first. */
+static bool window_open(const struct bc_lane *l)
+{
+	return l->inflight < (l->proven ? l->nr_slots : 1);
+}
+
+static struct bc_slot *free_slot(struct bc_lane *l)
+{
+	if (!window_open(l))
+		return NULL;
+	for (uint32_t i = 0; i < l->nr_slots; i++)
+		if (!l->slots[i].busy)
+			return &l->slots[i];
+	return NULL;
+}
+
+static bool lane_live(const struct bc_lane *l)
+{
+	return l->backend && !l->refused;
+}
+
+/*
+ * Native commands bypass a block device's page cache.  Before: write back
+ * what is dirty on both ends (and on the leaves under a stack), so that no
+ * later writeback lands on top of the copy.  After: drop the destination's
+ * cached pages, so that the next buffered read sees the copy.
+ */
+static int writeback(struct blkcopy_dev *d)
+{
+	return d->transport->writeback ? d->transport->writeback(d) : 0;
+}
+
+static void invalidate(struct blkcopy_dev *d, uint64_t off, uint64_t len)
+{
+	if (d->transport->invalidate)
+		d->transport->invalidate(d, off, len);
+}
+
+static int flush_lane(struct blkcopy_job *j, struct bc_lane *l)
+{
+	int ret = 0;
+
+	l->flushed = true;
+	if (!j->native_started) {
+		j->native_started = true;
+		ret = writeback(j->src);
+		if (!ret)
+			ret = writeback(j->dst);
+	}
+	if (!ret && l->src != j->src)
+		ret = writeback(l->src);
+	if (!ret && l->dst != j->dst)
+		ret = writeback(l->dst);
+	return ret;
+}
+
+void bc_native_invalidate(struct blkcopy_job *j)
+{
+	if (!j->native_started)
+		return;
+	invalidate(j->dst, j->dst_off, j->total);
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		const struct bc_lane *l = j->lanes[i];
+
+		if (l->dst != j->dst && l->dst_lo < l->dst_hi)
+			invalidate(l->dst, l->dst_lo, l->dst_hi - l->dst_lo);
+	}
+}
+
+void bc_native_issue(struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes && !j->error; i++) {
+		struct bc_lane *l = j->lanes[i];
+		struct bc_slot *slot;
+
+		if (!lane_live(l) || !bc_lane_has_work(l))
+			continue;
+		if (!l->ready) {
+			int ret = lane_setup(j, l);
+
+			if (ret) {
+				bc_plan_stop(j, ret);
+				return;
+			}
+		}
+		while (!j->error && (slot = free_slot(l))) {
+			struct bc_copy_stats st = { 0 };
+			int ret;
+
+			if (!bc_lane_next_piece(l, slot))
+				break;
+			if (!l->flushed) {
+				ret = flush_lane(j, l);
+				if (ret) {
+					native_fail(j, l, slot, ret);
+					return;
+				}
+			}
+			if (!l->queue) {
+				ret = l->backend->copy(l->src, l->dst, slot->segs, &slot->piece, &st);
+				native_complete(j, l, slot, ret, &st);
+				return;	/* one synchronous piece per call: callers stay responsive */
+			}
+			slot->busy = true;
+			l->inflight++;
+			ret = l->backend->queue_submit(l->queue, slot->segs, &slot->piece,
+						       (uint32_t)(slot - l->slots));
+			if (ret)
+				native_complete(j, l, slot, ret, &st);
+		}
+	}
+}
+
+static void lane_reap(struct blkcopy_job *j, struct bc_lane *l, bool wait)
+{
+	struct bc_native_cqe cqes[BC_MAX_NATIVE_DEPTH];
+	int n;
+
+	if (!l->queue || !l->inflight)
+		return;
+	n = l->backend->queue_reap(l->queue, cqes, BC_MAX_NATIVE_DEPTH, wait);
+	if (n < 0) {
+		/* The queue broke: what it held is lost, so none of it counts as written. */
+		for (uint32_t i = 0; i < l->nr_slots; i++) {
+			if (l->slots[i].busy)
+				bc_wm_lose(&j->wm, bc_slot_low(l, &l->slots[i]));
+			l->slots[i].busy = false;
+		}
+		l->inflight = 0;
+		bc_plan_stop(j, n);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct bc_copy_stats st = { 0 };
+		struct bc_slot *slot;
+
+		if (cqes[i].tag >= l->nr_slots || !l->slots[cqes[i].tag].busy)
+			continue;	/* not ours: never trust a tag blindly */
+		slot = &l->slots[cqes[i].tag];
+		if (cqes[i].result == 0 && cqes[i].method < BLKCOPY_METHOD_MAX)
+			st.bytes[cqes[i].method] = slot->piece.len;
+		native_complete(j, l, slot, cqes[i].result, &st);
+	}
+}
+
+void bc_native_reap(struct blkcopy_job *j, bool wait)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		lane_reap(j, j->lanes[i], wait);
+}
+
+bool bc_native_work(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		if (lane_live(j->lanes[i]) && bc_lane_has_work(j->lanes[i]))
+			return true;
+	return false;
+}
+
+bool bc_native_active(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		if (j->lanes[i]->inflight)
+			return true;
+	return bc_native_work(j);
+}
+
+bool bc_native_ready(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		const struct bc_lane *l = j->lanes[i];
+
+		if (lane_live(l) && bc_lane_has_work(l) && (!l->ready || window_open(l)))
+			return true;
+	}
+	return false;
+}
+
+bool bc_native_queued(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++)
+		if (j->lanes[i]->queue && j->lanes[i]->inflight)
+			return true;
+	return false;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers every part of the library uses. */
+#ifndef BLKCOPY_UTIL_H
+#define BLKCOPY_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define BC_SECTOR 512u
+
+static inline int64_t bc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline uint64_t bc_min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Resize *@p to @n elements of @size bytes.  False: no memory, *@p unchanged. */
+static inline bool bc_resize(void **p, size_t n, size_t size)
+{
+	void *q = realloc(*p, n * size);
+
+	if (q)
+		*p = q;
+	return q != NULL;
+}
+
+#endif
