@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The public entry points that wrap a job, and the library's names for things. */
+/* The public entry points that wrap a job: a checked request, a copy that waits for its end. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,53 +59,4 @@ ssize_t blkcopy_copy(struct blkcopy_dev *src, const struct blkcopy_range *ranges
 	const struct blkcopy_opts opts = { .flags = flags };
 
 	return blkcopy_copy_ex(src, ranges, nr, dst, dst_off, &opts, NULL);
-}
-
-const char *blkcopy_kind_name(enum blkcopy_kind kind)
-{
-	switch (kind) {
-	case BLKCOPY_KIND_FILE: return "file";
-	case BLKCOPY_KIND_LOOP: return "loop";
-	case BLKCOPY_KIND_NVME: return "nvme";
-	case BLKCOPY_KIND_SCSI: return "scsi";
-	case BLKCOPY_KIND_DM: return "dm";
-	case BLKCOPY_KIND_MD: return "md";
-	case BLKCOPY_KIND_BLOCK: return "block";
-	case BLKCOPY_KIND_ISCSI: return "iscsi";
-	}
-	return "unknown";
-}
-
-const char *blkcopy_method_name(enum blkcopy_method m)
-{
-	switch (m) {
-	case BLKCOPY_METHOD_EMULATE: return "emulate";
-	case BLKCOPY_METHOD_REFLINK: return "reflink";
-	case BLKCOPY_METHOD_COPY_FILE_RANGE: return "copy_file_range";
-	case BLKCOPY_METHOD_NVME_COPY: return "nvme_copy";
-	case BLKCOPY_METHOD_SCSI_XCOPY: return "scsi_xcopy";
-	case BLKCOPY_METHOD_MAX: break;
-	}
-	return NULL;
-}
-
-const char *blkcopy_strerror(int err)
-{
-	switch (err < 0 ? -err : err) {
-	case ENODATA: return "zero-length range";
-	case E2BIG: return "too many ranges";
-	case EOVERFLOW: return "range arithmetic overflows";
-	case EINVAL: return "invalid argument (offset or length not aligned to the logical block size?)";
-	case ENXIO: return "source range past the end of the source";
-	case ENOSPC: return "destination range past the end of the destination";
-	case EROFS: return "destination is read-only";
-	case EBADF: return "destination not opened for writing";
-	case EADDRINUSE: return "source range overlaps the destination";
-	case EOPNOTSUPP: return "native copy not available and emulation forbidden";
-	case ECANCELED: return "copy cancelled";
-	case ESTALE: return "a device-mapper table under the copy changed or was suspended during it";
-	case EBUSY: return "device or target busy (blkcopy_dev_error() may say more)";
-	case ENOTBLK: return "not a block device or regular file";
-	}
-	return strerror(err < 0 ? -err : err);
 }
