@@ -102,6 +102,8 @@ case_cross_namespace_no_emulation() {
 	[[ $RC -ne 0 ]] || { WHY="--no-emulation across namespaces succeeded"; return 1; }
 	json_check "$T_OUT" '.bytes == 0 and (.error | test("native copy not available"))' \
 		"expected a clean refusal" || return 1
+	json_check "$T_OUT" '.device_error | test("nvme: different namespaces")' \
+		"the refusal does not name its reason" || return 1
 	[[ $(md5_region "$NVME_DEFAULT" 50m 1m) == "$before" ]] || { WHY="the refused copy wrote to the destination"; return 1; }
 }
 

@@ -100,6 +100,8 @@ case_no_emulation_refused() {
 	bcp copy --json --no-progress --no-emulation --range 0:64k --dst-offset $((56 * MiB + 65536)) "$LUN_4K" "$LUN_FILEIO"
 	[[ $RC -ne 0 ]] || { WHY="--no-emulation between block sizes succeeded"; return 1; }
 	json_check "$T_OUT" '.bytes == 0 and (.error | test("native copy not available"))' "expected a clean refusal" || return 1
+	json_check "$T_OUT" '.device_error | test("scsi: different block sizes")' \
+		"the refusal does not name its reason" || return 1
 	[[ $(md5_region "$LUN_FILEIO" 56m 1m) == "$before" ]] || { WHY="the refused copy wrote"; return 1; }
 }
 
