@@ -544,11 +544,11 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 				return 0;
 		}
 		if (ret == -EINTR)
-			return 0;
+			return ret;
 		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) {
 			/* The ring itself failed: nothing more can be trusted to complete. */
 			bc_emu_stop(e, ret);
-			return -1;
+			return ret;
 		}
 	}
 }

@@ -30,8 +30,9 @@ int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_
 size_t bc_emu_queued(const struct bc_emu *e);
 /*
  * Issue, then reap for up to @timeout_ms (-1 forever, 0 never blocks).
- * 1 when idle; 0 when not idle (the timeout passed, or a signal); -1 when
- * the ring failed.
+ * 1 when idle; 0 when not idle once the timeout passed; -EINTR when a
+ * signal interrupted the wait; another -errno when the ring failed (the
+ * engine is then stopped with that error).
  */
 int bc_emu_run(struct bc_emu *e, int timeout_ms);
 void bc_emu_stop(struct bc_emu *e, int error);

@@ -301,24 +301,23 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 		}
 
 		const bool busy = bc_native_active(j) || bc_plan_ready(j);
-		const int idle = bc_emu_run(j->emu, busy ? 0 : wait);
+		const int ret = bc_emu_run(j->emu, busy ? 0 : wait);
+		const bool idle = ret > 0 || (ret < 0 && ret != -EINTR);
 
-		if (idle < 0)
-			bc_plan_stop(j, idle);	/* the ring failed: finish with its error */
-		if (idle != 0 && !bc_native_active(j) && j->planned_all) {
+		if (ret < 0 && ret != -EINTR)
+			bc_plan_stop(j, ret);	/* the ring failed: finish with its error */
+		if (idle && !bc_native_active(j) && j->planned_all) {
 			finish_up(j);
 			break;
 		}
-		if (timeout_ms == 0 || (timeout_ms > 0 && bc_now_ms() >= deadline))
+		/* Back to the caller on a signal: it may want to react (cancel). */
+		if (ret == -EINTR || timeout_ms == 0 ||
+		    (timeout_ms > 0 && bc_now_ms() >= deadline))
 			break;
 		if (ready_now(j))
 			continue;
-		if (bc_native_active(j)) {
-			if (wait_any(j, wait) == -EINTR)
-				break;
-		} else if (!busy && idle == 0 && timeout_ms < 0) {
-			break;	/* emulation's wait was interrupted by a signal */
-		}
+		if (bc_native_active(j) && wait_any(j, wait) == -EINTR)
+			break;
 	}
 	if (j->finished)
 		return 1;

@@ -131,7 +131,7 @@ static void model(const struct bc_stack *s, uint64_t off, struct blkcopy_dev **l
 	*lower_off = UINT64_MAX;
 }
 
-/* Through every level, like bc_stack_map but one sector at a time. */
+/* Through every level, like bc_map_leaf but one sector at a time. */
 static uint64_t model_all(struct blkcopy_dev *d, uint64_t off, struct blkcopy_dev **leaf,
 			  uint64_t *leaf_off)
 {
