@@ -26,7 +26,13 @@ struct bc_native_cqe {
 	enum blkcopy_method method;
 };
 
-struct bc_native_queue;
+/*
+ * A backend's queue as the core holds it: each backend's own queue begins
+ * with one (its first member), and the core never looks inside.
+ */
+struct bc_native_queue {
+	const struct bc_backend *backend;
+};
 
 /* What a backend can do, declared in its table and checked by bc_backend_valid(). */
 enum {

@@ -50,11 +50,11 @@ struct chunk {
 	struct seg *segs;
 };
 
-/* Spans queued by bc_emu_add(), consumed in order. */
-struct run {
-	struct run *next;
+/* A batch: the spans of one bc_emu_add(), consumed in order. */
+struct batch {
+	struct batch *next;
 	struct bc_splitter split;
-	struct bc_span own[];	/* the spans, when the caller's may not outlive the run */
+	struct bc_span own[];	/* the spans, when the caller's may not outlive the batch */
 };
 
 enum { SRC, DST };
@@ -77,8 +77,8 @@ struct bc_emu {
 	uint32_t busy_chunks;
 	uint32_t inflight;	/* SQEs submitted or queued, not yet reaped */
 
-	struct run *runs, *runs_tail;
-	size_t queued_spans;	/* in runs not yet consumed */
+	struct batch *queue, *queue_tail;
+	size_t queued_spans;	/* in batches not yet consumed */
 	struct bc_span *split_tmp;
 
 	uint64_t done;
@@ -210,7 +210,7 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst,
 	       bool copy)
 {
-	struct run *r;
+	struct batch *r;
 	int ret;
 
 	if (!e->mem) {
@@ -237,11 +237,11 @@ int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_
 		free(r);
 		return ret;
 	}
-	if (e->runs_tail)
-		e->runs_tail->next = r;
+	if (e->queue_tail)
+		e->queue_tail->next = r;
 	else
-		e->runs = r;
-	e->runs_tail = r;
+		e->queue = r;
+	e->queue_tail = r;
 	e->queued_spans += nr;
 	return 0;
 }
@@ -263,18 +263,18 @@ static bool load_chunk(struct bc_emu *e, struct chunk *c)
 {
 	struct bc_piece piece;
 
-	while (e->runs) {
-		struct run *r = e->runs;
+	while (e->queue) {
+		struct batch *r = e->queue;
 
 		if (bc_split_next(&r->split, e->split_tmp, SEGS_PER_CHUNK, &piece))
 			break;
-		e->runs = r->next;
-		if (!e->runs)
-			e->runs_tail = NULL;
+		e->queue = r->next;
+		if (!e->queue)
+			e->queue_tail = NULL;
 		e->queued_spans -= r->split.nr_spans;
 		free(r);
 	}
-	if (!e->runs)
+	if (!e->queue)
 		return false;
 
 	uint64_t off = 0;
@@ -503,7 +503,7 @@ static bool idle(struct bc_emu *e)
 {
 	if (e->stopping)
 		release_stopped_chunks(e);
-	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && !e->runs));
+	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && !e->queue));
 }
 
 int bc_emu_run(struct bc_emu *e, int timeout_ms)
@@ -564,7 +564,7 @@ void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending,
 			low = c->dst + c->wdone;
 	}
 	/* Work handed back by native copy joins the queue late, at any destination. */
-	for (const struct run *r = e->runs; r; r = r->next)
+	for (const struct batch *r = e->queue; r; r = r->next)
 		if (r->split.idx < r->split.nr_spans && r->split.dst < low)
 			low = r->split.dst;
 	if (e->fail_low < low)
@@ -593,9 +593,9 @@ void bc_emu_destroy(struct bc_emu *e)
 	for (int i = SRC; i <= DST; i++)
 		if (e->ends_open[i] && e->t[i]->io_close)
 			e->t[i]->io_close(&e->end[i]);
-	while (e->runs) {
-		struct run *r = e->runs;
-		e->runs = r->next;
+	while (e->queue) {
+		struct batch *r = e->queue;
+		e->queue = r->next;
 		free(r);
 	}
 	if (e->ring_ready)

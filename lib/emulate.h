@@ -26,7 +26,7 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
  */
 int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_t dst,
 	       bool copy);
-/* Spans queued in runs not yet consumed: how far emulation lags behind planning. */
+/* Spans queued and not yet consumed: how far emulation lags behind planning. */
 size_t bc_emu_queued(const struct bc_emu *e);
 /*
  * Issue, then reap for up to @timeout_ms (-1 forever, 0 never blocks).

@@ -73,7 +73,7 @@ struct bc_lane {
 	uint32_t nsegs_cap;
 
 	/* Native execution (native.c). */
-	bool ready;		/* slots (and the queue, if any) are set up */
+	bool set_up;		/* slots (and the queue, if any) exist */
 	struct bc_native_queue *queue;	/* NULL: pieces run synchronously */
 	struct bc_slot *slots;
 	uint32_t nr_slots;

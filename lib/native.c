@@ -39,7 +39,7 @@ static int lane_setup(struct blkcopy_job *j, struct bc_lane *l)
 	const struct bc_backend *b = l->backend;
 	int ret;
 
-	l->ready = true;
+	l->set_up = true;
 	l->nr_slots = 1;
 	if (b->caps & BC_BACKEND_QUEUED) {
 		uint32_t depth = bc_min_u64(j->queue_depth, BC_MAX_NATIVE_DEPTH);
@@ -194,7 +194,7 @@ void bc_native_issue(struct blkcopy_job *j)
 
 		if (!lane_live(l) || !bc_lane_has_work(l))
 			continue;
-		if (!l->ready) {
+		if (!l->set_up) {
 			int ret = lane_setup(j, l);
 
 			if (ret) {
@@ -289,7 +289,7 @@ bool bc_native_ready(const struct blkcopy_job *j)
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
 
-		if (lane_live(l) && bc_lane_has_work(l) && (!l->ready || window_open(l)))
+		if (lane_live(l) && bc_lane_has_work(l) && (!l->set_up || window_open(l)))
 			return true;
 	}
 	return false;

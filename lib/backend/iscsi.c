@@ -81,7 +81,7 @@ static int iscsi_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *d
  * while the target stays silent.
  */
 struct xcopy_cmd {
-	struct bc_native_queue *q;
+	struct xcopy_queue *q;
 	struct scsi_task *task;
 	struct iscsi_data list;
 	uint32_t tag;
@@ -90,7 +90,8 @@ struct xcopy_cmd {
 	bool busy;
 };
 
-struct bc_native_queue {
+struct xcopy_queue {
+	struct bc_native_queue base;	/* what the core holds */
 	struct blkcopy_dev *src, *dst;
 	struct bc_iscsi_lu *a, *b;
 	bool same;
@@ -101,6 +102,12 @@ struct bc_native_queue {
 	uint32_t nr_done;
 };
 
+/* The backend's queue around the part the core holds. */
+static struct xcopy_queue *xcopy_queue_of(const struct bc_native_queue *nq)
+{
+	return (struct xcopy_queue *)nq;
+}
+
 #define UA_RETRIES 3
 
 static int xcopy_send(struct xcopy_cmd *c);
@@ -108,7 +115,7 @@ static int xcopy_send(struct xcopy_cmd *c);
 static void xcopy_cb(struct iscsi_context *ctx, int status, void *data, void *priv)
 {
 	struct xcopy_cmd *c = priv;
-	struct bc_native_queue *q = c->q;
+	struct xcopy_queue *q = c->q;
 	struct scsi_task *task = data ? data : c->task;
 	int res;
 
@@ -154,7 +161,7 @@ static int xcopy_send(struct xcopy_cmd *c)
 	return 0;
 }
 
-static void queue_free(struct bc_native_queue *q)
+static void queue_free(struct xcopy_queue *q)
 {
 	if (!q)
 		return;
@@ -170,13 +177,13 @@ static void queue_free(struct bc_native_queue *q)
 static int iscsi_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
 			      struct bc_native_queue **qp)
 {
-	struct bc_native_queue *q = calloc(1, sizeof(*q));
+	struct xcopy_queue *q = calloc(1, sizeof(*q));
 	const struct itimerspec tick = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
 	struct epoll_event ev = { .events = EPOLLIN };
 
 	if (!q)
 		return -ENOMEM;
-	*q = (struct bc_native_queue){ .src = src, .dst = dst, .a = bc_iscsi_of(src),
+	*q = (struct xcopy_queue){ .base = { .backend = &bc_backend_iscsi }, .src = src, .dst = dst, .a = bc_iscsi_of(src),
 				       .b = bc_iscsi_of(dst),
 				       .same = bc_medium_same(&src->medium, &dst->medium),
 				       .epfd = -1, .timerfd = -1, .depth = depth };
@@ -195,13 +202,14 @@ static int iscsi_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, 
 	}
 	for (uint32_t i = 0; i < depth; i++)
 		q->cmds[i] = (struct xcopy_cmd){ .q = q, .tag = i };
-	*qp = q;
+	*qp = &q->base;
 	return 0;
 }
 
-static int iscsi_queue_submit(struct bc_native_queue *q, const struct bc_span *segs,
+static int iscsi_queue_submit(struct bc_native_queue *nq, const struct bc_span *segs,
 			      const struct bc_piece *piece, uint32_t tag)
 {
+	struct xcopy_queue *q = xcopy_queue_of(nq);
 	const size_t size = 16 + 2 * 32 + (size_t)28 * piece->nr_segs;
 	struct xcopy_cmd *c = &q->cmds[tag];
 	ssize_t len;
@@ -235,9 +243,10 @@ static int iscsi_queue_submit(struct bc_native_queue *q, const struct bc_span *s
 	return 0;
 }
 
-static int iscsi_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max,
+static int iscsi_queue_reap(struct bc_native_queue *nq, struct bc_native_cqe *cqes, uint32_t max,
 			    bool wait)
 {
+	struct xcopy_queue *q = xcopy_queue_of(nq);
 	const int64_t deadline = bc_now_ms() + (int64_t)q->b->timeout_s * 1000 * (XCOPY_TIMEOUT_FACTOR + 1);
 	uint64_t ticks;
 	uint32_t n = 0;
@@ -264,13 +273,15 @@ static int iscsi_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqe
 	return (int)n;
 }
 
-static int iscsi_queue_fd(const struct bc_native_queue *q)
+static int iscsi_queue_fd(const struct bc_native_queue *nq)
 {
+	const struct xcopy_queue *q = xcopy_queue_of(nq);
 	return q->epfd;
 }
 
-static void iscsi_queue_destroy(struct bc_native_queue *q)
+static void iscsi_queue_destroy(struct bc_native_queue *nq)
 {
+	struct xcopy_queue *q = xcopy_queue_of(nq);
 	/* The core reaps everything first; anything left must not call back into freed memory. */
 	if (q->b->copies)
 		bc_iscsi_cancel_all(q->b);

@@ -378,7 +378,8 @@ static int nvme_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 
 /* --- the io_uring queue -------------------------------------------------- */
 
-struct bc_native_queue {
+struct nvme_queue {
+	struct bc_native_queue base;	/* what the core holds */
 	struct io_uring ring;
 	struct blkcopy_dev *src, *dst;
 	int fd;
@@ -390,11 +391,17 @@ struct bc_native_queue {
 	uint32_t nr_done;
 };
 
+/* The backend's queue around the part the core holds. */
+static struct nvme_queue *nvme_queue_of(const struct bc_native_queue *nq)
+{
+	return (struct nvme_queue *)nq;
+}
+
 static int nvme_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
 			     struct bc_native_queue **qp)
 {
 	const struct nvme_ns *ns = dst->backend_data;	/* opened for writing */
-	struct bc_native_queue *q;
+	struct nvme_queue *q;
 	const char *env = getenv("BLKCOPY_NVME_SYNC");
 
 	/* BLKCOPY_NVME_SYNC=1 forces the synchronous ioctl path, to test it. */
@@ -403,6 +410,7 @@ static int nvme_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, u
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
+	q->base.backend = &bc_backend_nvme;
 	q->src = src;
 	q->dst = dst;
 	q->fd = ns->pt_fd;
@@ -415,7 +423,7 @@ static int nvme_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, u
 	/* Big SQEs carry the NVMe command; big CQEs carry its result. */
 	if (io_uring_queue_init(depth, &q->ring, IORING_SETUP_SQE128 | IORING_SETUP_CQE32))
 		goto fail;
-	*qp = q;
+	*qp = &q->base;
 	return 0;
 fail:
 	free(q->descs);
@@ -425,7 +433,7 @@ fail:
 	return -EOPNOTSUPP;
 }
 
-static struct bc_native_cqe completion(struct bc_native_queue *q, uint32_t tag, int res)
+static struct bc_native_cqe completion(struct nvme_queue *q, uint32_t tag, int res)
 {
 	return (struct bc_native_cqe){
 		.tag = tag,
@@ -434,9 +442,10 @@ static struct bc_native_cqe completion(struct bc_native_queue *q, uint32_t tag, 
 	};
 }
 
-static int nvme_queue_submit(struct bc_native_queue *q, const struct bc_span *segs,
+static int nvme_queue_submit(struct bc_native_queue *nq, const struct bc_span *segs,
 			     const struct bc_piece *piece, uint32_t tag)
 {
+	struct nvme_queue *q = nvme_queue_of(nq);
 	const struct nvme_ns *ns = q->src->backend_data;
 	uint8_t *descs = q->descs + (size_t)tag * ns->max_ranges * RANGE_DESC_SIZE;
 	struct io_uring_sqe *sqe;
@@ -466,9 +475,10 @@ static int nvme_queue_submit(struct bc_native_queue *q, const struct bc_span *se
 	return 0;
 }
 
-static int nvme_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max,
+static int nvme_queue_reap(struct bc_native_queue *nq, struct bc_native_cqe *cqes, uint32_t max,
 			   bool wait)
 {
+	struct nvme_queue *q = nvme_queue_of(nq);
 	struct io_uring_cqe *cqe;
 	uint32_t n = 0;
 	int ret;
@@ -497,13 +507,15 @@ static int nvme_queue_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes
 	return (int)n;
 }
 
-static int nvme_queue_fd(const struct bc_native_queue *q)
+static int nvme_queue_fd(const struct bc_native_queue *nq)
 {
+	const struct nvme_queue *q = nvme_queue_of(nq);
 	return q->ring.ring_fd;
 }
 
-static void nvme_queue_destroy(struct bc_native_queue *q)
+static void nvme_queue_destroy(struct bc_native_queue *nq)
 {
+	struct nvme_queue *q = nvme_queue_of(nq);
 	io_uring_queue_exit(&q->ring);
 	free(q->descs);
 	free(q->cmds);

@@ -35,11 +35,11 @@ static struct bc_dm_dev *dm_of(const struct blkcopy_dev *d)
 	return bc_layer_data(d, &bc_layer_dm);
 }
 
-const struct bc_stack *bc_dm_stack(const struct blkcopy_dev *d)
+const struct bc_dm_table *bc_dm_table_of(const struct blkcopy_dev *d)
 {
 	const struct bc_dm_dev *dm = dm_of(d);
 
-	return dm ? dm->stack : NULL;
+	return dm ? dm->table : NULL;
 }
 
 #define DM_CONTROL "/dev/mapper/control"
@@ -142,7 +142,7 @@ fail:
 /* Mapping                                                                  */
 
 /* The target of @s holding byte @off, by binary search (targets are sorted and contiguous). */
-static const struct bc_target *find_target(const struct bc_stack *s, uint64_t off)
+static const struct bc_target *find_target(const struct bc_dm_table *s, uint64_t off)
 {
 	size_t lo = 0, hi = s->nr_targets;
 
@@ -160,7 +160,7 @@ static const struct bc_target *find_target(const struct bc_stack *s, uint64_t of
 	return NULL;
 }
 
-uint64_t bc_stack_map_one(const struct bc_stack *s, uint64_t off, uint64_t len,
+uint64_t bc_dm_table_map(const struct bc_dm_table *s, uint64_t off, uint64_t len,
 			  struct blkcopy_dev **lower, uint64_t *lower_off)
 {
 	const struct bc_target *t = find_target(s, off);
@@ -189,14 +189,14 @@ uint64_t bc_stack_map_one(const struct bc_stack *s, uint64_t off, uint64_t len,
 
 static bool dm_maps(const struct blkcopy_dev *d)
 {
-	return bc_dm_stack(d) != NULL;
+	return bc_dm_table_of(d) != NULL;
 }
 
 /* A partition of a dm device maps through its disk's table, from its start. */
 static uint64_t dm_map(const struct blkcopy_dev *d, uint64_t off, uint64_t len,
 		       struct blkcopy_dev **lower, uint64_t *lower_off)
 {
-	return bc_stack_map_one(bc_dm_stack(d), off + d->medium.base, len, lower, lower_off);
+	return bc_dm_table_map(bc_dm_table_of(d), off + d->medium.base, len, lower, lower_off);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -271,7 +271,7 @@ static void set_why(char *buf, size_t size, const char *fmt, const char *name, i
  * boundaries of every target and the legs of those blkcopy maps.  (dm's
  * event number does not move when a table is swapped: no use here.)
  */
-static char *make_signature(const struct bc_stack *s)
+static char *make_signature(const struct bc_dm_table *s)
 {
 	char *sig = NULL;
 	size_t len = 0;
@@ -296,7 +296,7 @@ static char *make_signature(const struct bc_stack *s)
 }
 
 /* Read and parse the table of @devno into @s (legs not opened yet). */
-static int read_table(int ctl, dev_t devno, struct bc_stack *s, char *why, size_t why_size)
+static int read_table(int ctl, dev_t devno, struct bc_dm_table *s, char *why, size_t why_size)
 {
 	struct dm_ioctl *io = NULL;
 	uint32_t rel = 0;
@@ -359,7 +359,7 @@ out:
 	return ret;
 }
 
-static void stack_free(struct bc_stack *s)
+static void table_free(struct bc_dm_table *s)
 {
 	if (!s)
 		return;
@@ -375,7 +375,7 @@ static void stack_free(struct bc_stack *s)
 
 
 /* Open (or reuse from @old) the device @devno under @s. */
-static struct blkcopy_dev *open_lower(struct bc_stack *s, struct bc_stack *old, dev_t devno,
+static struct blkcopy_dev *open_lower(struct bc_dm_table *s, struct bc_dm_table *old, dev_t devno,
 				      char *why, size_t why_size)
 {
 	char name[64], path[PATH_MAX];
@@ -388,7 +388,7 @@ static struct blkcopy_dev *open_lower(struct bc_stack *s, struct bc_stack *old, 
 	for (size_t i = 0; old && i < old->nr_lower; i++) {
 		if (old->lower[i] && old->lower[i]->rdev == devno) {
 			d = old->lower[i];
-			old->lower[i] = NULL;	/* moved: the old stack must not close it */
+			old->lower[i] = NULL;	/* moved: the old table must not close it */
 			goto add;
 		}
 	}
@@ -416,7 +416,7 @@ add:
 }
 
 /* Open the legs of every target; a leg that cannot be opened makes its target emulated. */
-static void open_legs(struct bc_stack *s, struct bc_stack *old, char *why, size_t why_size)
+static void open_legs(struct bc_dm_table *s, struct bc_dm_table *old, char *why, size_t why_size)
 {
 	size_t legs = 0;
 
@@ -440,7 +440,7 @@ static void open_legs(struct bc_stack *s, struct bc_stack *old, char *why, size_
 }
 
 /* Limits over every leaf with native copy, and how many leaves lack it. */
-static void stack_limits(const struct bc_stack *s, struct blkcopy_limits *lim,
+static void table_limits(const struct bc_dm_table *s, struct blkcopy_limits *lim,
 			 unsigned int *native, unsigned int *other)
 {
 
@@ -452,8 +452,8 @@ static void stack_limits(const struct bc_stack *s, struct blkcopy_limits *lim,
 		for (uint32_t l = 0; l < t->nr_legs; l++) {
 			const struct blkcopy_dev *leaf = t->legs[l].dev;
 
-			if (bc_dm_stack(leaf)) {
-				stack_limits(bc_dm_stack(leaf), lim, native, other);
+			if (bc_dm_table_of(leaf)) {
+				table_limits(bc_dm_table_of(leaf), lim, native, other);
 				continue;
 			}
 			if (!leaf->limits.max_copy_sectors) {
@@ -479,7 +479,7 @@ static int dm_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim, ch
 		     size_t size)
 {
 	const struct bc_dm_dev *dm = dm_of(d);
-	const struct bc_stack *s = dm->stack;
+	const struct bc_dm_table *s = dm->table;
 	unsigned int native = 0, other = 0;
 
 	if (!s) {
@@ -487,7 +487,7 @@ static int dm_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim, ch
 		return -ENODEV;
 	}
 	*lim = (struct blkcopy_limits){ 0 };
-	stack_limits(s, lim, &native, &other);
+	table_limits(s, lim, &native, &other);
 	if (dm->note[0])
 		snprintf(reason, size, "%s", dm->note);
 	else if (!native)
@@ -507,7 +507,7 @@ static int dm_limits(const struct blkcopy_dev *d, struct blkcopy_limits *lim, ch
 /* Read @d's table again; keep the resolution when it is unchanged, else rebuild it. */
 static int refresh_one(struct blkcopy_dev *d, struct bc_dm_dev *dm, bool pinned)
 {
-	struct bc_stack *s, *old = dm->stack;
+	struct bc_dm_table *s, *old = dm->table;
 	char why[sizeof(dm->note)] = "";
 	int ctl, ret;
 
@@ -538,43 +538,43 @@ static int refresh_one(struct blkcopy_dev *d, struct bc_dm_dev *dm, bool pinned)
 	}
 	if (old && !strcmp(old->signature, s->signature)) {
 		old->flags = s->flags;	/* unchanged: keep the legs and their probes */
-		stack_free(s);
+		table_free(s);
 		return 0;
 	}
 	if (old && pinned) {
 		/* A job running on this handle still maps through the old legs: keep them. */
-		stack_free(s);
+		table_free(s);
 		snprintf(d->error, sizeof(d->error), "device-mapper: the table of %.48s changed",
 			 old->name);
 		return -ESTALE;
 	}
 	open_legs(s, old, why, sizeof(why));
-	stack_free(old);
-	dm->stack = s;
+	table_free(old);
+	dm->table = s;
 	/* A leg that could not be opened: say so, its targets are emulated. */
 	snprintf(dm->note, sizeof(dm->note), "%s", why);
 	return 0;
 fail:
-	stack_free(s);
-	stack_free(dm->stack);
-	dm->stack = NULL;
+	table_free(s);
+	table_free(dm->table);
+	dm->table = NULL;
 	snprintf(dm->note, sizeof(dm->note), "%s; emulated through the dm node", why);
 	return ret;
 }
 
 /*
- * The whole stack under @d, level by level: a table under an unchanged one
+ * Every table under @d, level by level: a table under an unchanged one
  * may have changed too.  A suspended device keeps its resolution but says
  * -EBUSY: I/O through it would block, native I/O would race whoever
  * suspended it.
  */
 static int dm_refresh(struct blkcopy_dev *d, bool pinned)
 {
-	const struct bc_stack *s;
+	const struct bc_dm_table *s;
 	struct bc_dm_dev *dm = dm_of(d);
 	int ret = refresh_one(d, dm, pinned);
 
-	s = dm->stack;
+	s = dm->table;
 	if (ret || !s)
 		return ret;
 	for (size_t i = 0; i < s->nr_lower; i++) {
@@ -597,8 +597,8 @@ static int dm_refresh(struct blkcopy_dev *d, bool pinned)
 /* Suspended anywhere in the stack: I/O through it would block, native I/O would race it. */
 static int check_one(int ctl, const struct blkcopy_dev *d, bool *changed, char *msg, size_t size)
 {
-	const struct bc_stack *s = bc_dm_stack(d);
-	struct bc_stack now = { 0 };
+	const struct bc_dm_table *s = bc_dm_table_of(d);
+	struct bc_dm_table now = { 0 };
 	char why[160];
 	int ret;
 
@@ -641,7 +641,7 @@ static int dm_verify(struct blkcopy_dev *d)
 	bool changed = false;
 	int ctl, ret;
 
-	if (!bc_dm_stack(d))
+	if (!bc_dm_table_of(d))
 		return 0;
 	ctl = dm_control();
 	if (ctl < 0)
@@ -657,7 +657,7 @@ static void dm_release(struct blkcopy_dev *d, void *data)
 {
 	struct bc_dm_dev *dm = data;
 
-	stack_free(dm->stack);
+	table_free(dm->table);
 	free(dm);
 }
 
@@ -688,7 +688,7 @@ static int dm_probe(struct blkcopy_dev *d, void **data)
 static int find_leg(const struct blkcopy_dev *d, uint32_t depth, size_t *left,
 		    struct blkcopy_mapping *m)
 {
-	const struct bc_stack *s = bc_dm_stack(d);
+	const struct bc_dm_table *s = bc_dm_table_of(d);
 
 	for (size_t i = 0; i < s->nr_targets; i++) {
 		const struct bc_target *t = &s->targets[i];
@@ -714,7 +714,7 @@ static int find_leg(const struct blkcopy_dev *d, uint32_t depth, size_t *left,
 				};
 				return 0;
 			}
-			if (lower && bc_dm_stack(lower) && !find_leg(lower, depth + 1, left, m))
+			if (lower && bc_dm_table_of(lower) && !find_leg(lower, depth + 1, left, m))
 				return 0;
 		}
 	}
@@ -725,7 +725,7 @@ int blkcopy_get_mapping(const struct blkcopy_dev *d, size_t index, struct blkcop
 {
 	if (!d || !m)
 		return -EINVAL;
-	if (!bc_dm_stack(d))
+	if (!bc_dm_table_of(d))
 		return -ENOENT;
 	return find_leg(d, 0, &index, m);
 }

@@ -15,7 +15,7 @@
 #include "../device.h"
 
 struct bc_leg {
-	struct blkcopy_dev *dev;	/* the device under the leg, owned by the stack */
+	struct blkcopy_dev *dev;	/* the device under the leg, owned by the table */
 	uint64_t offset;		/* bytes on dev */
 };
 
@@ -30,7 +30,7 @@ struct bc_target {
 };
 
 /* One dm device's table, resolved: its targets and the devices opened under it. */
-struct bc_stack {
+struct bc_dm_table {
 	char name[128];		/* dm's name of the device */
 	uint32_t flags;		/* DM_*_FLAG, from the last table status */
 	char *signature;	/* what a table change would change; compared by verify */
@@ -44,7 +44,7 @@ struct bc_stack {
 
 /* The dm layer's private data on a dm device: its resolved table, or why there is none. */
 struct bc_dm_dev {
-	struct bc_stack *stack;
+	struct bc_dm_table *table;
 	char note[384];		/* a leg that could not be opened, or why the table is unresolved */
 };
 
@@ -53,9 +53,9 @@ int bc_dm_parse_target(const char *type, const char *params, uint64_t start_sect
 		       uint64_t len_sectors, struct bc_target *t);
 void bc_target_free(struct bc_target *t);
 /* One level: byte @off of the table's device -> *@lower (NULL: not understood).  Run length. */
-uint64_t bc_stack_map_one(const struct bc_stack *s, uint64_t off, uint64_t len,
+uint64_t bc_dm_table_map(const struct bc_dm_table *s, uint64_t off, uint64_t len,
 			  struct blkcopy_dev **lower, uint64_t *lower_off);
 /* @d's resolved table, or NULL (not dm, or not resolved). */
-const struct bc_stack *bc_dm_stack(const struct blkcopy_dev *d);
+const struct bc_dm_table *bc_dm_table_of(const struct blkcopy_dev *d);
 
 #endif

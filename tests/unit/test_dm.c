@@ -78,9 +78,9 @@ static struct blkcopy_dev *fake_leaf(int i, dev_t whole)
 }
 
 /* Put @s on @d as the dm layer would after reading its table. */
-static void attach(struct blkcopy_dev *d, struct bc_dm_dev *dm, struct bc_stack *s)
+static void attach(struct blkcopy_dev *d, struct bc_dm_dev *dm, struct bc_dm_table *s)
 {
-	dm->stack = s;
+	dm->table = s;
 	d->layers[0] = (struct bc_layer_slot){ .ops = &bc_layer_dm, .data = dm };
 	d->nr_layers = 1;
 }
@@ -95,7 +95,7 @@ static void set_linear(struct bc_target *t, uint64_t start, uint64_t len, struct
 }
 
 /* Sector-by-sector model of one table level; *@left: bytes to the chunk's or target's end. */
-static void model(const struct bc_stack *s, uint64_t off, struct blkcopy_dev **lower,
+static void model(const struct bc_dm_table *s, uint64_t off, struct blkcopy_dev **lower,
 		  uint64_t *lower_off, uint64_t *left)
 {
 	for (size_t i = 0; i < s->nr_targets; i++) {
@@ -139,11 +139,11 @@ static uint64_t model_all(struct blkcopy_dev *d, uint64_t off, struct blkcopy_de
 
 	*leaf = d;
 	*leaf_off = off;
-	while (bc_dm_stack(*leaf)) {
+	while (bc_dm_table_of(*leaf)) {
 		struct blkcopy_dev *lower;
 		uint64_t lo, left = 0;
 
-		model(bc_dm_stack(*leaf), *leaf_off, &lower, &lo, &left);
+		model(bc_dm_table_of(*leaf), *leaf_off, &lower, &lo, &left);
 		left_all = left < left_all ? left : left_all;
 		if (!lower)
 			return left_all;
@@ -188,7 +188,7 @@ static void test_mapping(void)
 	struct blkcopy_dev *c = fake_leaf(2, makedev(8, 0));
 	struct blkcopy_dev lower = { .kind = BLKCOPY_KIND_DM, .lbs = 512 };
 	struct blkcopy_dev top = { .kind = BLKCOPY_KIND_DM, .lbs = 512 };
-	struct bc_stack lower_stack = { .name = "lower" }, top_stack = { .name = "top" };
+	struct bc_dm_table lower_stack = { .name = "lower" }, top_stack = { .name = "top" };
 	struct bc_dm_dev lower_dm = { 0 }, top_dm = { 0 };
 	struct bc_target lt[1], tt[4];
 

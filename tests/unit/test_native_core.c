@@ -81,7 +81,8 @@ static const struct bc_backend fake_backend = {
  * The same fake behind a queue: pieces wait until reaped, then complete
  * newest first, so the core sees completions out of order.
  */
-struct bc_native_queue {
+struct fake_queue {
+	struct bc_native_queue base;
 	struct blkcopy_dev *src, *dst;
 	int efd;
 	uint32_t n;
@@ -101,21 +102,22 @@ static struct {
 static int fq_create(struct blkcopy_dev *s, struct blkcopy_dev *d, uint32_t depth,
 		     struct bc_native_queue **qp)
 {
-	struct bc_native_queue *q = calloc(1, sizeof(*q));
+	struct fake_queue *q = calloc(1, sizeof(*q));
 
 	if (!q || depth > 64)
 		abort();
 	q->src = s;
 	q->dst = d;
 	q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	*qp = q;
+	*qp = &q->base;
 	memset(&fq, 0, sizeof(fq));
 	return 0;
 }
 
-static int fq_submit(struct bc_native_queue *q, const struct bc_span *segs,
+static int fq_submit(struct bc_native_queue *nq, const struct bc_span *segs,
 		     const struct bc_piece *piece, uint32_t tag)
 {
+	struct fake_queue *q = (struct fake_queue *)nq;
 	uint64_t one = 1;
 
 	if (piece->nr_segs > 3)
@@ -133,8 +135,9 @@ static int fq_submit(struct bc_native_queue *q, const struct bc_span *segs,
 	return 0;
 }
 
-static int fq_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max, bool wait)
+static int fq_reap(struct bc_native_queue *nq, struct bc_native_cqe *cqes, uint32_t max, bool wait)
 {
+	struct fake_queue *q = (struct fake_queue *)nq;
 	uint64_t v;
 	uint32_t n = 0;
 
@@ -154,13 +157,15 @@ static int fq_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32
 	return (int)n;
 }
 
-static int fq_fd(const struct bc_native_queue *q)
+static int fq_fd(const struct bc_native_queue *nq)
 {
+	const struct fake_queue *q = (const struct fake_queue *)nq;
 	return q->efd;
 }
 
-static void fq_destroy(struct bc_native_queue *q)
+static void fq_destroy(struct bc_native_queue *nq)
 {
+	struct fake_queue *q = (struct fake_queue *)nq;
 	if (q->n)
 		abort();	/* destroyed with pieces in flight */
 	close(q->efd);

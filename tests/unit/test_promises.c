@@ -85,7 +85,8 @@ static const struct bc_backend sync_backend = {
  * A queue whose commands each take SLOW_MS: a timer fires when the oldest
  * is due; reap completes what is due (waiting for it when asked to).
  */
-struct bc_native_queue {
+struct slow_queue {
+	struct bc_native_queue base;
 	struct blkcopy_dev *src, *dst;
 	int tfd;
 	uint32_t n;
@@ -96,7 +97,7 @@ struct bc_native_queue {
 	} pending[64];
 };
 
-static void arm(struct bc_native_queue *q)
+static void arm(struct slow_queue *q)
 {
 	struct itimerspec its = { .it_value = { .tv_nsec = SLOW_MS * 1000000L } };
 
@@ -107,20 +108,21 @@ static void arm(struct bc_native_queue *q)
 static int slow_create(struct blkcopy_dev *s, struct blkcopy_dev *d, uint32_t depth,
 		       struct bc_native_queue **qp)
 {
-	struct bc_native_queue *q = calloc(1, sizeof(*q));
+	struct slow_queue *q = calloc(1, sizeof(*q));
 
 	if (!q || depth > 64)
 		abort();
 	q->src = s;
 	q->dst = d;
 	q->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	*qp = q;
+	*qp = &q->base;
 	return 0;
 }
 
-static int slow_submit(struct bc_native_queue *q, const struct bc_span *segs,
+static int slow_submit(struct bc_native_queue *nq, const struct bc_span *segs,
 		       const struct bc_piece *piece, uint32_t tag)
 {
+	struct slow_queue *q = (struct slow_queue *)nq;
 	q->pending[q->n].tag = tag;
 	q->pending[q->n].piece = *piece;
 	memcpy(q->pending[q->n].segs, segs, piece->nr_segs * sizeof(*segs));
@@ -130,8 +132,9 @@ static int slow_submit(struct bc_native_queue *q, const struct bc_span *segs,
 	return 0;
 }
 
-static int slow_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint32_t max, bool wait)
+static int slow_reap(struct bc_native_queue *nq, struct bc_native_cqe *cqes, uint32_t max, bool wait)
 {
+	struct slow_queue *q = (struct slow_queue *)nq;
 	struct pollfd p = { .fd = q->tfd, .events = POLLIN };
 	uint64_t v;
 	uint32_t n = 0;
@@ -156,13 +159,15 @@ static int slow_reap(struct bc_native_queue *q, struct bc_native_cqe *cqes, uint
 	return (int)n;
 }
 
-static int slow_fd(const struct bc_native_queue *q)
+static int slow_fd(const struct bc_native_queue *nq)
 {
+	const struct slow_queue *q = (const struct slow_queue *)nq;
 	return q->tfd;
 }
 
-static void slow_destroy(struct bc_native_queue *q)
+static void slow_destroy(struct bc_native_queue *nq)
 {
+	struct slow_queue *q = (struct slow_queue *)nq;
 	if (q->n)
 		abort();
 	close(q->tfd);
