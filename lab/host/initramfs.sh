@@ -14,7 +14,7 @@ GUEST_TOOLS=(bash jq sfdisk partx blockdev losetup lsblk nvme dmsetup
 	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync split)
 
 # The test programs of tests/lab (tests/lab/meson.build), from build-lab.
-LAB_PROGRAMS=(dm_table_change dm_handle_reuse)
+LAB_PROGRAMS=(dm_table_change dm_handle_reuse job_drive)
 
 # Busybox applets the guest must not have: the kernel would call "modprobe"
 # on its own, and the rest would only shadow nothing useful.

@@ -80,6 +80,24 @@ case_sync_ioctl() {
 	BLKCOPY_NVME_SYNC=1 copy_verify "$NVME_SMALL" "$NVME_SMALL" 24m 1m:20k 2m:4k 3m:100k && native_only
 }
 
+# The job API's promises on the real controller: a caller that polls only
+# blkcopy_job_fd() finishes the copy, through the io_uring queue and through
+# the synchronous ioctl; blkcopy_job_wait(-1) returns once, finished.
+case_job_fd_queued() {
+	need NVME_SMALL || return 77
+	job_drive_verify fd "$NVME_SMALL" "$NVME_SMALL" 256k 40m
+}
+
+case_job_fd_sync_ioctl() {
+	need NVME_SMALL || return 77
+	job_drive_verify fd "$NVME_SMALL" "$NVME_SMALL" 256k 41m BLKCOPY_NVME_SYNC=1
+}
+
+case_job_wait_queued() {
+	need NVME_SMALL || return 77
+	job_drive_verify wait "$NVME_SMALL" "$NVME_SMALL" 256k 42m
+}
+
 case_no_offload() {
 	need NVME_SMALL || return 77
 	copy_verify --opt --no-offload "$NVME_SMALL" "$NVME_SMALL" 32m 1m:20k 2m:4k || return 1
@@ -173,6 +191,9 @@ run_case nvme-copy-4k-lba case_4k_namespace
 run_case nvme-copy-partition-to-partition case_partition_to_partition
 run_case nvme-copy-within-partition case_within_partition
 run_case nvme-copy-sync-ioctl case_sync_ioctl
+run_case nvme-job-fd-queued case_job_fd_queued
+run_case nvme-job-fd-sync-ioctl case_job_fd_sync_ioctl
+run_case nvme-job-wait-queued case_job_wait_queued
 run_case nvme-no-offload case_no_offload
 run_case nvme-cross-namespace-emulated case_cross_namespace_emulated
 run_case nvme-cross-namespace-no-emulation case_cross_namespace_no_emulation

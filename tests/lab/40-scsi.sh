@@ -124,6 +124,13 @@ case_buffered_read_after_copy() {
 	[[ $got == "$want" ]] || { WHY="a buffered read after the copy saw stale data"; return 1; }
 }
 
+# A caller that polls only blkcopy_job_fd() finishes a copy whose native
+# commands are synchronous (SG_IO): the library signals the descriptor.
+case_job_fd_sg_io() {
+	need LUN_FILEIO || return 77
+	job_drive_verify fd "$LUN_FILEIO" "$LUN_FILEIO" 256k 40m
+}
+
 run_case scsi-limits case_limits
 run_case scsi-limits-4k case_limits_4k
 run_case scsi-xcopy-same-lun case_same_lun
@@ -134,6 +141,7 @@ run_case scsi-xcopy-split-40m case_split_long_range
 run_case scsi-xcopy-partitions case_partitions
 run_case scsi-xcopy-4k-same-lun case_4k_same_lun
 run_case scsi-4k-to-512-emulated case_4k_to_512_emulated
+run_case scsi-job-fd-sg-io case_job_fd_sg_io
 run_case scsi-no-offload case_no_offload
 run_case scsi-to-nvme-emulated case_scsi_to_nvme_emulated
 run_case scsi-no-emulation-refused case_no_emulation_refused

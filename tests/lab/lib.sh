@@ -424,3 +424,34 @@ copy_verify() {
 	done
 	return 0
 }
+
+# ---------------------------------------------------------------------------
+# The job API driven two ways on real devices
+#
+# job_drive_verify fd|wait SRC DST LEN DSTOFF [VAR=VALUE...]: job_drive (a
+# program of tests/lab) copies LEN bytes as 4 KiB ranges every 8 KiB from
+# the start of SRC to DSTOFF of DST, polling only the job's descriptor (fd)
+# or through one blkcopy_job_wait(-1) (wait), with the VAR=VALUE settings
+# in its environment; every byte must go native and land.
+job_drive_verify() {
+	local mode=$1 src=$2 dst=$3 len dstoff prog=$LAB_BIN/job_drive out rc total=0 i
+	local -a CV_OFFS=() CV_LENS=()
+	size_var len "$4"
+	size_var dstoff "$5"
+	shift 5
+	[[ -x $prog ]] || { WHY="$prog is missing"; return 1; }
+	for ((i = 0; i < len / 4096; i++)); do
+		CV_OFFS+=($((i * 8192)))
+		CV_LENS+=(4096)
+	done
+	fill_random "$dst" "$dstoff" "$len" && fill_ranges "$src" || { WHY="fill failed"; return 1; }
+	read_ranges "$src" >"$T_DIR/expected" || { WHY="reading $src failed"; return 1; }
+	out=$(env "$@" timeout -k 5 "$BC_TIMEOUT" "$prog" "$mode" "$src" "$dst" "$len" "$dstoff" 2>&1)
+	rc=$?
+	info "$T_NAME: job_drive $mode: rc $rc; ${out//$'\n'/ }"
+	[[ $rc -eq 0 ]] || { WHY="job_drive $mode exited $rc: $(tail -c 300 <<<"$out" | tr '\n' ' ')"; return 1; }
+	[[ $out == *"native=$len "* ]] || { WHY="not every byte went native: $out"; return 1; }
+	drop_caches "$src" "$dst"
+	read_region "$dst" "$dstoff" "$len" >"$T_DIR/got"
+	same_as_expected "$T_DIR/got" "$dst at $dstoff"
+}

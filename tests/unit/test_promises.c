@@ -223,6 +223,24 @@ static bool dst_holds(uint64_t len)
 	return same;
 }
 
+/* The destination holds @r's source bytes, in order, from offset 0. */
+static bool dst_holds_at(const struct blkcopy_range *r, size_t nr)
+{
+	char *got = malloc(SIZE);
+	int fd = open(dst_path, O_RDONLY);
+	bool same = fd >= 0 && pread(fd, got, SIZE, 0) == SIZE;
+	uint64_t at = 0;
+
+	for (size_t i = 0; same && i < nr; i++) {
+		same = !memcmp(got + at, src_data + r[i].offset, r[i].len);
+		at += r[i].len;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(got);
+	return same;
+}
+
 /* blkcopy_job_wait(-1) returns only when finished: count the times it returned early. */
 static void wait_forever(void)
 {
@@ -243,9 +261,14 @@ static void wait_forever(void)
 	blkcopy_close(d);
 }
 
-/* Poll only the job's descriptor; poll the job each time it is readable. */
-static void fd_only(const struct bc_backend *b, const char *what)
+/*
+ * Poll only the job's descriptor; poll the job each time it is readable.
+ * @b: a fake backend, or NULL for the real one the files get (the file
+ * backend: copy_file_range, synchronous); @native: every byte must go native.
+ */
+static void fd_only(const struct bc_backend *b, unsigned int flags, bool native, const char *what)
 {
+	const struct blkcopy_opts o = { .flags = flags };
 	const struct blkcopy_range r[] = { { 1 << 20, 1 << 20 }, { 0, 512 << 10 } };
 	struct blkcopy_dev *s, *d;
 	struct blkcopy_progress p;
@@ -253,7 +276,7 @@ static void fd_only(const struct bc_backend *b, const char *what)
 	int wakeups = 0, stuck = 0;
 
 	open_pair(b, &s, &d);
-	CHECK_EQ(blkcopy_job_submit(s, r, 2, d, 0, NULL, &job), 0);
+	CHECK_EQ(blkcopy_job_submit(s, r, 2, d, 0, &o, &job), 0);
 	for (;;) {
 		struct pollfd pfd = { .fd = blkcopy_job_fd(job), .events = POLLIN };
 
@@ -270,9 +293,9 @@ static void fd_only(const struct bc_backend *b, const char *what)
 	if (stuck)
 		blkcopy_job_cancel(job);
 	CHECK_EQ(blkcopy_job_finish(job, &p), stuck ? -ECANCELED : (1 << 20) + (512 << 10));
-	if (b)
-		CHECK(p.native_bytes == p.total, "%s: native %llu of %llu", what,
-		      (unsigned long long)p.native_bytes, (unsigned long long)p.total);
+	CHECK(p.native_bytes == (native ? p.total : 0), "%s: native %llu of %llu", what,
+	      (unsigned long long)p.native_bytes, (unsigned long long)p.total);
+	CHECK(stuck || dst_holds_at(r, 2), "%s: copy wrong", what);
 	blkcopy_close(s);
 	blkcopy_close(d);
 }
@@ -358,9 +381,10 @@ int main(void)
 	close(fd);
 
 	wait_forever();
-	fd_only(NULL, "emulated");
-	fd_only(&sync_backend, "synchronous native");
-	fd_only(&slow_backend, "queued native");
+	fd_only(NULL, BLKCOPY_NOOFFLOAD, false, "emulated");
+	fd_only(NULL, 0, true, "the file backend (copy_file_range, synchronous)");
+	fd_only(&sync_backend, 0, true, "synchronous native");
+	fd_only(&slow_backend, 0, true, "queued native");
 	refusal_reason();
 	registration();
 
