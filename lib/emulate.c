@@ -57,7 +57,7 @@ struct batch {
 	struct bc_span own[];	/* the spans, when the caller's may not outlive the batch */
 };
 
-enum { SRC, DST };
+enum { SRC, DST, WATCH };	/* WATCH: the descriptor bc_emu_wait_with() polls */
 
 struct bc_emu {
 	struct io_uring ring;
@@ -85,6 +85,7 @@ struct bc_emu {
 	uint64_t fail_low;	/* lowest destination byte an abandoned chunk left unwritten */
 	int error;
 	bool stopping;
+	bool watch_armed;
 };
 
 static void io_done(void *engine, uint64_t data, int res);
@@ -479,7 +480,9 @@ static void end_event(struct bc_emu *e, uint64_t tag, int res)
 {
 	const uint32_t i = (uint32_t)(tag >> 16) & 0xffff;
 
-	if (i <= DST && e->t[i]->io_event)
+	if (i == WATCH)
+		e->watch_armed = false;
+	else if (i <= DST && e->t[i]->io_event)
 		e->t[i]->io_event(&e->end[i], (uint32_t)tag & 0xffff, res);
 }
 
@@ -551,6 +554,46 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 			return ret;
 		}
 	}
+}
+
+/*
+ * The job's other sources of completions (native queues) are waited for
+ * here, in the ring, rather than in epoll_wait(): io_uring's own wait runs
+ * the task work that completions of other rings raise, so -EINTR from it
+ * means a signal.  (epoll_wait() would be interrupted by that task work.)
+ */
+int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!e->watch_armed) {
+		struct io_uring_sqe *sqe = bc_io_sqe(&e->end[SRC]);
+
+		if (!sqe)
+			return 0;	/* the ring is full of work: its completions will wake us */
+		io_uring_prep_poll_add(sqe, fd, POLLIN);
+		io_uring_sqe_set_data64(sqe, BC_IO_EVENT | (uint64_t)WATCH << 16);
+		e->watch_armed = true;
+	}
+	arm_ends(e);
+	if (timeout_ms < 0) {
+		ret = io_uring_submit_and_wait(&e->ring, 1);
+	} else {
+		struct __kernel_timespec ts = {
+			.tv_sec = timeout_ms / 1000,
+			.tv_nsec = (timeout_ms % 1000) * 1000000L,
+		};
+		ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+	}
+	reap(e);
+	if (ret == -EINTR)
+		return ret;
+	if (ret < 0 && ret != -ETIME && ret != -EAGAIN && ret != -EBUSY) {
+		bc_emu_stop(e, ret);
+		return ret;
+	}
+	return 0;
 }
 
 void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error)

@@ -35,6 +35,12 @@ size_t bc_emu_queued(const struct bc_emu *e);
  * engine is then stopped with that error).
  */
 int bc_emu_run(struct bc_emu *e, int timeout_ms);
+/*
+ * Block until the engine has a completion or @fd polls readable, or for
+ * @timeout_ms (-1: no limit).  0; -EINTR when a signal interrupted the
+ * wait; another -errno when the ring failed.
+ */
+int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms);
 void bc_emu_stop(struct bc_emu *e, int error);
 /* Bytes written, any order; lowest destination offset not known written; first error. */
 void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error);

@@ -82,6 +82,8 @@ static void free_job(struct blkcopy_job *j)
 		bc_lane_free(j->lanes[i]);
 	if (j->epfd >= 0)
 		close(j->epfd);
+	if (j->queues_fd >= 0)
+		close(j->queues_fd);
 	if (j->kick >= 0)
 		close(j->kick);
 	bc_emu_destroy(j->emu);
@@ -146,6 +148,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.try_native = bc_native_allowed(src, dst, o.flags),
 		.stacked = bc_is_stacked(src) || bc_is_stacked(dst),
 		.epfd = -1,
+		.queues_fd = -1,
 		.kick = -1,
 	};
 	bc_wm_init(&j->wm, dst_off, total, j->stacked);
@@ -174,12 +177,15 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		goto fail;
 	/* One descriptor for callers' poll loops: emulation, every native queue, the kick. */
 	j->epfd = epoll_create1(EPOLL_CLOEXEC);
+	j->queues_fd = epoll_create1(EPOLL_CLOEXEC);
 	j->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (j->epfd < 0 || j->kick < 0) {
+	if (j->epfd < 0 || j->queues_fd < 0 || j->kick < 0) {
 		ret = -errno;
 		goto fail;
 	}
 	ret = epoll_add(j->epfd, bc_emu_fd(j->emu));
+	if (!ret)
+		ret = epoll_add(j->epfd, j->queues_fd);
 	if (!ret)
 		ret = epoll_add(j->epfd, j->kick);
 	if (ret)
@@ -235,15 +241,14 @@ static void step(struct blkcopy_job *j)
 }
 
 /*
- * Block until an engine or queue has a completion, a signal, or
- * @timeout_ms.  -EINTR for a signal.
+ * Block until emulation or a native queue has a completion, a signal, or
+ * @timeout_ms.  -EINTR for a signal.  The wait is the emulation ring's,
+ * polling the queues too: see bc_emu_wait_with().
  */
 static int wait_any(struct blkcopy_job *j, int timeout_ms)
 {
-	struct epoll_event ev[4];
-
 	if (bc_native_queued(j))
-		return epoll_wait(j->epfd, ev, 4, timeout_ms) < 0 ? -errno : 0;
+		return bc_emu_wait_with(j->emu, j->queues_fd, timeout_ms);
 	bc_native_reap(j, true);
 	return 0;
 }
@@ -316,8 +321,14 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 			break;
 		if (ready_now(j))
 			continue;
-		if (bc_native_active(j) && wait_any(j, wait) == -EINTR)
-			break;
+		if (bc_native_active(j)) {
+			const int err = wait_any(j, wait);
+
+			if (err == -EINTR)
+				break;
+			if (err)
+				bc_plan_stop(j, err);	/* the ring failed */
+		}
 	}
 	if (j->finished)
 		return 1;

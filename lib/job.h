@@ -124,7 +124,8 @@ struct blkcopy_job {
 
 	/* Execution. */
 	struct bc_emu *emu;
-	int epfd;		/* blkcopy_job_fd(): the ring, every lane's queue, the kick */
+	int epfd;		/* blkcopy_job_fd(): the ring, queues_fd, the kick */
+	int queues_fd;		/* epoll: every lane's queue */
 	int kick;		/* eventfd: readable while work can go without a completion */
 	bool native_started;	/* caches flushed, so they must be invalidated at the end */
 	int64_t verified_ms;

@@ -54,7 +54,7 @@ static int lane_setup(struct blkcopy_job *j, struct bc_lane *l)
 			struct epoll_event ev = { .events = EPOLLIN, .data.fd = b->queue_fd(l->queue) };
 
 			l->nr_slots = depth;
-			if (epoll_ctl(j->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev))
+			if (epoll_ctl(j->queues_fd, EPOLL_CTL_ADD, ev.data.fd, &ev))
 				return -errno;
 		}
 	}

@@ -12,7 +12,6 @@
 # The devices and their regions: lab/guest/setup.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-LAB_BIN=${LAB_BIN:-/usr/bin}
 
 dms() {
 	DM_DISABLE_UDEV=1 dmsetup "$@"

@@ -22,6 +22,8 @@ RC=0
 MiB=1048576
 BLKCOPY=${BLKCOPY:-$(command -v blkcopy)}
 BC_TIMEOUT=${BC_TIMEOUT:-120}
+# Where the lab's test programs (tests/lab/*.c) are installed in the guest.
+LAB_BIN=${LAB_BIN:-/usr/bin}
 LAB_ENV=${LAB_ENV:-/run/lab/env}
 
 T_DIR=$(mktemp -d "/tmp/lab-$T_NAME.XXXXXX") || exit 1
