@@ -72,7 +72,7 @@ int bc_check_all_native(struct blkcopy_dev *src, const struct bc_span *spans, si
 	int ret = bc_plan_all_native(src, spans, nr, dst, dst_off, flags, why, sizeof(why));
 
 	if (ret == -EOPNOTSUPP && why[0])
-		snprintf(dst->error, sizeof(dst->error), "no native copy: %s", why);
+		snprintf(dst->error, sizeof(dst->error), "%s", why);
 	return ret;
 }
 

@@ -48,7 +48,7 @@ const char *blkcopy_strerror(int err)
 	case EOPNOTSUPP: return "native copy not available and emulation forbidden";
 	case ECANCELED: return "copy cancelled";
 	case ESTALE: return "a device-mapper table under the copy changed or was suspended during it";
-	case EBUSY: return "device or target busy (blkcopy_dev_error() may say more)";
+	case EBUSY: return "device or target busy";
 	case ENOTBLK: return "not a block device or regular file";
 	}
 	return strerror(err < 0 ? -err : err);
