@@ -7,7 +7,9 @@
  * and writes it with one large write, however scattered the sources are.
  * A chunk owns its buffer from its first read until its write completes:
  * reads can never take all the memory and starve the writes.  Memory in
- * flight is the chunk count times the chunk size, fixed at setup.
+ * flight is the chunk count times the chunk size, fixed at setup.  Each
+ * end's reads or writes go through its device's transport (struct
+ * bc_io_end): into this ring for a descriptor, over a session for a LUN.
  */
 #include <errno.h>
 #include <liburing.h>

@@ -230,6 +230,7 @@ static int lane_add(struct bc_lane *l, const struct bc_leaf_run *r)
 	return 0;
 }
 
+/* The part holding byte @off of span @s: parts of a span continue each other on the leaf. */
 static const struct bc_part *part_at(const struct bc_lane *l, size_t s, uint64_t off)
 {
 	size_t lo = l->span_part[s];
@@ -259,6 +260,7 @@ bool bc_lane_has_work(const struct bc_lane *l)
 	return (l->splitting && l->split.idx < l->split.nr_spans) || l->next_span < l->nr_spans;
 }
 
+/* Lowest destination byte (caller's offsets) of the lane's work not yet cut into pieces. */
 static uint64_t lane_unsplit_low(const struct bc_lane *l)
 {
 	if (l->splitting && l->split.idx < l->split.nr_spans)
@@ -268,6 +270,7 @@ static uint64_t lane_unsplit_low(const struct bc_lane *l)
 	return UINT64_MAX;
 }
 
+/* Cut the next piece of the lane into @slot; false when the batch's spans are all cut. */
 bool bc_lane_next_piece(struct bc_lane *l, struct bc_slot *slot)
 {
 	for (;;) {
@@ -304,6 +307,7 @@ bool bc_lane_next_piece(struct bc_lane *l, struct bc_slot *slot)
 	}
 }
 
+/* Forget the lane's spans not yet cut: returns the lowest destination byte among them. */
 static uint64_t lane_drop_unsplit(struct bc_lane *l)
 {
 	uint64_t low = lane_unsplit_low(l);
