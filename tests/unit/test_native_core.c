@@ -13,8 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "backend.h"
-#include "transport/fd.h"
+#include "fake_native.h"
 
 #define SIZE (4u << 20)
 
@@ -32,11 +31,6 @@ static const struct blkcopy_limits fake_limits = {
 	.max_copy_range_sectors = 4,
 };
 
-static int fake_probe(struct blkcopy_dev *d)
-{
-	return -ENODEV;
-}
-
 static int fake_pair(const struct blkcopy_dev *s, const struct blkcopy_dev *d,
 		     struct blkcopy_limits *lim, char *why, size_t why_size)
 {
@@ -48,23 +42,21 @@ static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct 
 		     const struct bc_piece *p, struct bc_copy_stats *st)
 {
 	static char buf[8192];
-	uint64_t off = p->dst;
 
 	fake.pieces++;
 	if (p->nr_segs > 3 || p->len > 16 * 512)
 		fake.violations++;
+	for (uint32_t i = 0; i < p->nr_segs; i++)
+		if (segs[i].len > 4 * 512)
+			fake.violations++;
+	if (fake.violations)
+		return -EIO;	/* never past the buffer */
 	if (fake.refuse_every && fake.pieces % fake.refuse_every == 0)
 		return -EOPNOTSUPP;
 	if (fake.fail_at && fake.pieces == fake.fail_at)
 		return -EIO;
-	for (uint32_t i = 0; i < p->nr_segs; i++) {
-		if (segs[i].len > 4 * 512)
-			fake.violations++;
-		if (pread(bc_fd_of(s), buf, segs[i].len, (off_t)segs[i].src) != (ssize_t)segs[i].len ||
-		    pwrite(bc_fd_of(d), buf, segs[i].len, (off_t)off) != (ssize_t)segs[i].len)
-			return -EIO;
-		off += segs[i].len;
-	}
+	if (fake_move(s, d, segs, p, buf))
+		return -EIO;
 	st->bytes[BLKCOPY_METHOD_COPY_FILE_RANGE] += p->len;
 	return 0;
 }

@@ -21,9 +21,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "backend.h"
 #include "check.h"
-#include "transport/fd.h"
+#include "fake_native.h"
 
 #define SIZE (4u << 20)
 #define SLOW_MS 5
@@ -36,11 +35,6 @@ static const struct blkcopy_limits fake_limits = {
 };
 
 static int pieces;
-
-static int fake_probe(struct blkcopy_dev *d)
-{
-	return -ENODEV;
-}
 
 static int fake_pair(const struct blkcopy_dev *s, const struct blkcopy_dev *d,
 		     struct blkcopy_limits *lim, char *why, size_t why_size)
@@ -59,16 +53,11 @@ static int refusing_pair(const struct blkcopy_dev *s, const struct blkcopy_dev *
 static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct bc_span *segs,
 		     const struct bc_piece *p, struct bc_copy_stats *st)
 {
-	static char buf[128 << 10];
-	uint64_t off = p->dst;
+	static char buf[128 << 10];	/* max_copy_range_sectors */
 
 	pieces++;
-	for (uint32_t i = 0; i < p->nr_segs; i++) {
-		if (pread(bc_fd_of(s), buf, segs[i].len, (off_t)segs[i].src) != (ssize_t)segs[i].len ||
-		    pwrite(bc_fd_of(d), buf, segs[i].len, (off_t)off) != (ssize_t)segs[i].len)
-			return -EIO;
-		off += segs[i].len;
-	}
+	if (fake_move(s, d, segs, p, buf))
+		return -EIO;
 	st->bytes[BLKCOPY_METHOD_COPY_FILE_RANGE] += p->len;
 	return 0;
 }
