@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* iscsi:// URLs, in the form QEMU and libiscsi take. */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,4 +199,20 @@ int bc_iscsi_url_credentials(struct bc_iscsi_url *u, const char *env_user,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int bc_iscsi_error_number(const char *err)
+{
+	const char *p = err ? strrchr(err, '(') : NULL;
+	long v = 0;
+
+	if (!p || p[1] < '0' || p[1] > '9')
+		return -1;
+	/* Digits up to ')' and no more than fit: a peer's text is not to be trusted. */
+	for (p++; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (*p - '0');
+		if (v > INT_MAX)
+			return -1;
+	}
+	return *p == ')' ? (int)v : -1;
 }

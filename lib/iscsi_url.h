@@ -31,4 +31,11 @@ int bc_iscsi_parse_url(const char *url, struct bc_iscsi_url *u, char *why, size_
 int bc_iscsi_url_credentials(struct bc_iscsi_url *u, const char *env_user,
 			     const char *env_password, char *why, size_t why_size);
 
+/*
+ * The number libiscsi puts in the last parentheses of an error text
+ * ("... Status: Authentication failure(513)", "socket error Connection
+ * refused(111)"): 0 to INT_MAX, or -1 when there is none.
+ */
+int bc_iscsi_error_number(const char *err);
+
 #endif

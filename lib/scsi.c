@@ -406,13 +406,17 @@ void bc_scsi_limits(const struct bc_scsi_lu *a, const struct bc_scsi_lu *b,
 		return;
 	uint64_t list = min64(a->max_list_bytes, b->max_list_bytes);
 	uint64_t segs = min64(a->max_segments, b->max_segments);
+	/* A list too short for the header and the target descriptors takes no segment at all. */
+	if (list < HEADER_LEN + TARGET_DESC_LEN * targets + SEGMENT_DESC_LEN)
+		return;
 	segs = min64(segs, (list - HEADER_LEN - TARGET_DESC_LEN * targets) / SEGMENT_DESC_LEN);
 	segs = min64(segs, 4096);
 
 	/* A zero maximum segment length reads as "no limit": the 16-bit block count still binds. */
 	uint64_t seg = min64(a->max_segment_bytes ? a->max_segment_bytes : UINT64_MAX,
 			     b->max_segment_bytes ? b->max_segment_bytes : UINT64_MAX);
-	seg = min64(seg, MAX_SEGMENT_BLOCKS * lbs);
+	/* No segment longer than a command may be (large blocks: 65535 of them exceed it). */
+	seg = min64(min64(seg, MAX_SEGMENT_BLOCKS * lbs), MAX_PIECE_BYTES);
 	uint64_t gran = (uint64_t)1 << min64(a->granularity_log2 > b->granularity_log2 ?
 						     a->granularity_log2 : b->granularity_log2, 30);
 	gran = gran > lbs ? gran : lbs;

@@ -3,7 +3,7 @@
 # Quick when everything is already there: apt-get runs only for what is missing.
 set -euo pipefail
 
-pkgs=(meson ninja-build pkg-config gcc clang liburing-dev libiscsi-dev
+pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev liburing-dev libiscsi-dev
       util-linux fdisk jq time valgrind xfsprogs btrfs-progs e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,6 +4,7 @@
 #   2. the same suite on an ASan+UBSan build
 #   3. unit tests and a CLI copy under valgrind
 #   4. a clang build with -Werror
+#   5. the fuzz targets (tests/fuzz), FUZZ_SECONDS (default 30) each
 # and ends with one line "N passed, N failed".  --quick runs step 1 only.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -144,6 +145,13 @@ if [ $quick = 0 ]; then
 
 	note "clang -Werror build"
 	if CC=clang bash scripts/build.sh build-clang; then tally clang OK build; else tally clang FAIL build; fi
+
+	# Every parser and decoder of what users and devices say, under libFuzzer with
+	# ASan and UBSan, from the seeds in tests/fuzz/corpus (FUZZ_SECONDS=N for longer).
+	export FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 CC=clang MESON_TEST_ARGS="--suite fuzz" \
+		suite "fuzz (${FUZZ_SECONDS} s each)" build-fuzz -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
 fi
 
 echo

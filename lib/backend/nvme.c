@@ -25,14 +25,12 @@
 #include <unistd.h>
 
 #include "../backend.h"
-#include "../nvme_id.h"
+#include "../nvme.h"
 #include "../sysfs.h"
 #include "../transport/fd.h"
 #include "../util.h"
 
 #define OP_COPY 0x19
-#define ONCS_COPY (1u << 8)
-#define OCFS_FORMAT0 (1u << 0)
 #define RANGE_DESC_SIZE 32	/* source range descriptor, format 0 */
 /* One command at most: bounds how long a cancel waits for what is in flight. */
 #define MAX_CMD_BYTES (256ull << 20)
@@ -44,16 +42,6 @@ struct nvme_ns {
 	uint32_t lbs;
 	uint32_t max_ranges;	/* MSRC + 1 */
 };
-
-static uint16_t le16_at(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32_at(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static void ns_free(struct nvme_ns *ns)
 {
@@ -112,39 +100,12 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 		goto out;
 	}
 
-	const uint16_t oncs = le16_at(ctrl + 520), ocfs = le16_at(ctrl + 534);
-	const uint8_t flbas = id[26], dps = id[29];
-	const unsigned int fmt = (flbas & 0x0f) | ((flbas >> 5) & 0x3) << 4;
-	const uint16_t mssrl = le16_at(id + 74);
-	const uint32_t mcl = le32_at(id + 76);
-	const uint8_t msrc = id[80];
-
-	if (!(oncs & ONCS_COPY)) {
-		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: controller does not support Copy (ONCS bit 8 clear)");
+	struct bc_nvme_copy_caps caps;
+	if (bc_nvme_copy_caps(ctrl, id, d->lbs, &caps, d->probe_reason, sizeof(d->probe_reason)))
 		goto out;
-	}
-	/* Before OCFS existed (TP4065 alone), format 0 was the only one. */
-	if (ocfs && !(ocfs & OCFS_FORMAT0)) {
-		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: Copy descriptor format 0 not supported (OCFS 0x%x)", ocfs);
-		goto out;
-	}
-	const uint8_t *lbaf = id + 128 + 4 * fmt;	/* fmt < 64: inside the 4 KiB page */
-	const uint16_t ms = le16_at(lbaf);
-	const uint8_t lbads = lbaf[2];
-	if (lbads < 9 || lbads > 24 || (1u << lbads) != d->lbs) {
-		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: LBA size 2^%u does not match the block device's %u",
-			 lbads, d->lbs);
-		goto out;
-	}
-	if (ms || (dps & 7)) {
-		snprintf(d->probe_reason, sizeof(d->probe_reason),
-			 "nvme: formatted with %u bytes of metadata, PI type %u: not supported", ms, dps & 7);
-		goto out;
-	}
-	if (!mssrl || !mcl) {
-		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: Copy limits unusable (MSSRL %u, MCL %u)", mssrl, mcl);
-		goto out;
-	}
+	const uint16_t mssrl = caps.mssrl;
+	const uint32_t mcl = caps.mcl;
+	const uint8_t msrc = caps.msrc;
 	char zoned[32];
 	if (!bc_sysfs_read(d->medium.disk, "queue/zoned", zoned, sizeof(zoned)) &&
 	    strcmp(zoned, "none")) {
@@ -226,63 +187,11 @@ static int nvme_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *ds
 
 /* --- commands ------------------------------------------------------------ */
 
-static const char *status_name(unsigned int sct, unsigned int sc)
-{
-	if (sct == 0) {
-		switch (sc) {
-		case 0x01: return "Invalid Command Opcode";
-		case 0x02: return "Invalid Field in Command";
-		case 0x04: return "Data Transfer Error";
-		case 0x06: return "Internal Error";
-		case 0x07: return "Command Abort Requested";
-		case 0x0b: return "Invalid Namespace or Format";
-		case 0x20: return "Namespace is Write Protected";
-		case 0x80: return "LBA Out of Range";
-		case 0x81: return "Capacity Exceeded";
-		case 0x82: return "Namespace Not Ready";
-		}
-	} else if (sct == 1) {
-		switch (sc) {
-		case 0x80: return "Conflicting Attributes";
-		case 0x81: return "Invalid Protection Information";
-		case 0x82: return "Attempted Write to Read Only Range";
-		case 0x83: return "Command Size Limit Exceeded";
-		}
-	} else if (sct == 2) {
-		switch (sc) {
-		case 0x80: return "Write Fault";
-		case 0x81: return "Unrecovered Read Error";
-		case 0x82: return "End-to-end Guard Check Error";
-		case 0x85: return "Compare Failure";
-		case 0x86: return "Access Denied";
-		}
-	} else if (sct == 3) {
-		return "Path Related Status";
-	}
-	return "unknown status";
-}
-
-/*
- * A completion status as the kernel reports it (status field >> 1: SC in
- * bits 7:0, SCT in 10:8, DNR in 14) -> -errno, with the story in dev->error.
- * Refusals before any write become -EOPNOTSUPP or -E2BIG: the core then
- * emulates the piece.
- */
+/* A completion status -> -errno, with the story on both handles. */
 static int status_errno(int status, struct blkcopy_dev *src, struct blkcopy_dev *dst)
 {
-	const unsigned int sc = status & 0xff, sct = (status >> 8) & 0x7;
-	int err = -EIO;
+	const int err = bc_nvme_status_errno(status, "NVMe Copy", dst->error, sizeof(dst->error));
 
-	if (sct == 0 && (sc == 0x01 || sc == 0x02 || sc == 0x0b))
-		err = -EOPNOTSUPP;
-	else if (sct == 1 && sc == 0x83)
-		err = -E2BIG;
-	else if ((sct == 0 && sc == 0x20) || (sct == 1 && sc == 0x82))
-		err = -EROFS;
-	else if (sct == 0 && sc == 0x81)
-		err = -ENOSPC;
-	snprintf(dst->error, sizeof(dst->error), "NVMe Copy: status 0x%03x (SCT %u, SC 0x%02x: %s%s)",
-		 status & 0x7ff, sct, sc, status_name(sct, sc), status & 0x4000 ? ", do not retry" : "");
 	memcpy(src->error, dst->error, sizeof(src->error));
 	return err;
 }

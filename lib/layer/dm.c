@@ -295,30 +295,27 @@ static char *make_signature(const struct bc_dm_table *s)
 	return sig;
 }
 
-/* Read and parse the table of @devno into @s (legs not opened yet). */
-static int read_table(int ctl, dev_t devno, struct bc_dm_table *s, char *why, size_t why_size)
+int bc_dm_parse_status(const struct dm_ioctl *io, struct bc_dm_table *s, char *why,
+		       size_t why_size)
 {
-	struct dm_ioctl *io = NULL;
 	uint32_t rel = 0;
-	int ret = table_status(ctl, devno, &io);
+	int ret;
 
-	if (ret) {
-		snprintf(why, why_size, "device-mapper: table status of %u:%u: %s", major(devno),
-			 minor(devno), strerror(-ret));
-		return ret;
-	}
-	snprintf(s->name, sizeof(s->name), "%s", io->name);
+	snprintf(s->name, sizeof(s->name), "%.*s", (int)sizeof(io->name), io->name);
 	s->flags = io->flags;
 	if (!(io->flags & DM_ACTIVE_PRESENT_FLAG) || !io->target_count) {
 		snprintf(why, why_size, "device-mapper: %.48s has no active table", s->name);
-		ret = -ENXIO;
-		goto out;
+		return -ENXIO;
+	}
+	/* Every target takes a spec in the data: more than fit is not a table we know. */
+	if (io->data_start > io->data_size ||
+	    io->target_count > (io->data_size - io->data_start) / sizeof(struct dm_target_spec)) {
+		ret = -EIO;
+		goto bad;
 	}
 	s->targets = calloc(io->target_count, sizeof(*s->targets));
-	if (!s->targets) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!s->targets)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < io->target_count; i++) {
 		const struct dm_target_spec *sp = spec_at(io, rel);
 		char type[DM_MAX_TYPE_NAME];
@@ -339,7 +336,7 @@ static int read_table(int ctl, dev_t devno, struct bc_dm_table *s, char *why, si
 		if (ret) {
 			snprintf(why, why_size, "device-mapper: %.48s: cannot read its %.15s target: %s",
 				 s->name, type, strerror(-ret));
-			goto out;
+			return ret;
 		}
 		s->nr_targets++;
 		/* Targets come sorted and back to back; anything else is not a table we know. */
@@ -350,11 +347,24 @@ static int read_table(int ctl, dev_t devno, struct bc_dm_table *s, char *why, si
 		}
 		rel = sp->next;
 	}
-	ret = 0;
-	goto out;
+	return 0;
 bad:
 	snprintf(why, why_size, "device-mapper: %.48s: malformed table status", s->name);
-out:
+	return ret;
+}
+
+/* Read and parse the table of @devno into @s (legs not opened yet). */
+static int read_table(int ctl, dev_t devno, struct bc_dm_table *s, char *why, size_t why_size)
+{
+	struct dm_ioctl *io = NULL;
+	int ret = table_status(ctl, devno, &io);
+
+	if (ret) {
+		snprintf(why, why_size, "device-mapper: table status of %u:%u: %s", major(devno),
+			 minor(devno), strerror(-ret));
+		return ret;
+	}
+	ret = bc_dm_parse_status(io, s, why, why_size);
 	wipe_free(io);
 	return ret;
 }

@@ -55,6 +55,14 @@ void bc_target_free(struct bc_target *t);
 /* One level: byte @off of the table's device -> *@lower (NULL: not understood).  Run length. */
 uint64_t bc_dm_table_map(const struct bc_dm_table *s, uint64_t off, uint64_t len,
 			  struct blkcopy_dev **lower, uint64_t *lower_off);
+struct dm_ioctl;
+/*
+ * The targets of a DM_TABLE_STATUS answer (@io, io->data_size bytes, as the
+ * kernel filled it) into @s: 0, or -errno with @why in words.  Legs are
+ * not opened.  @s's targets are the caller's to free, also on failure.
+ */
+int bc_dm_parse_status(const struct dm_ioctl *io, struct bc_dm_table *s, char *why,
+		       size_t why_size);
 /* @d's resolved table, or NULL (not dm, or not resolved). */
 const struct bc_dm_table *bc_dm_table_of(const struct blkcopy_dev *d);
 

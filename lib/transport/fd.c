@@ -19,7 +19,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "../nvme_id.h"
+#include "../nvme.h"
 #include "../sysfs.h"
 #include "../transport.h"
 #include "fd.h"

@@ -245,13 +245,6 @@ static int env_timeout(char *why, size_t size)
 	return (int)t;
 }
 
-/* "Failed to log in to target. Status: Authentication failure(513)" -> the status number. */
-static int login_status(const char *err)
-{
-	const char *p = err ? strrchr(err, '(') : NULL;
-
-	return p ? atoi(p + 1) : -1;
-}
 
 static int login_errno(int status)
 {
@@ -287,7 +280,7 @@ static const char *login_text(int status)
 /* "socket error Connection refused(111)": the errno libiscsi saw, else @fallback. */
 static int socket_errno(const char *err, int fallback)
 {
-	int e = login_status(err);
+	int e = bc_iscsi_error_number(err);
 
 	return e > 0 && e < 4096 ? -e : fallback;
 }
@@ -356,7 +349,7 @@ static int connect_and_login(struct bc_iscsi_lu *s, char *why, size_t size)
 	}
 	if (w.status != SCSI_STATUS_GOOD) {
 		const char *err = iscsi_get_error(s->ctx);
-		int status = strstr(err, "Status:") ? login_status(err) : -1;
+		int status = strstr(err, "Status:") ? bc_iscsi_error_number(err) : -1;
 
 		if (status < 0) {
 			snprintf(why, size, "login to %s at %s failed: %.160s", s->url.target,
