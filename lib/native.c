@@ -93,6 +93,9 @@ static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_
 		slot->busy = false;
 		l->inflight--;
 	}
+	/* Neither success nor an error: never a byte count that reaches the caller. */
+	if (ret > 0)
+		ret = -EIO;
 	if (ret == 0) {
 		l->proven = true;
 		l->dst_lo = bc_min_u64(l->dst_lo, slot->piece.dst);
