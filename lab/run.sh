@@ -28,6 +28,9 @@
 #   LAB_SCRIPT_TIMEOUT=300   each tests/lab script, in seconds (in the guest)
 #   LAB_RUN=/tmp/blkcopy-lab run directory: disk images, logs (recreated each run)
 #   LAB_BUILD=build-lab      blkcopy build directory (two labs at once need two)
+#   LAB_SANITIZE=1           build blkcopy and the lab programs with ASan+UBSan
+#                            (in build-lab-asan unless LAB_BUILD says otherwise);
+#                            a sanitizer report fails the check that ran into it
 #   BLKCOPY_LAB_CACHE=/var/cache/blkcopy-lab  kernel and module archive cache
 #   LAB_APT_UPDATE=1         run apt-get update before installing packages
 #   LAB_KERNEL=PKG           use this linux-image package instead of the current one
@@ -48,7 +51,16 @@ LAB_TIMEOUT=${LAB_TIMEOUT:-600}
 LAB_SCRIPT_TIMEOUT=${LAB_SCRIPT_TIMEOUT:-300}
 LAB_RUN=${LAB_RUN:-/tmp/blkcopy-lab}
 LAB_CACHE=${BLKCOPY_LAB_CACHE:-/var/cache/blkcopy-lab}
-LAB_BUILD=${LAB_BUILD:-$top/build-lab}
+LAB_SANITIZE=${LAB_SANITIZE:-0}
+if [[ $LAB_SANITIZE == 1 ]]; then
+	LAB_BUILD=${LAB_BUILD:-$top/build-lab-asan}
+	# A report ends the program with an error, so the check that ran it fails and says why.
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:exitcode=86}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:exitcode=86}
+	export LAB_ASAN_OPTIONS=$ASAN_OPTIONS LAB_UBSAN_OPTIONS=$UBSAN_OPTIONS
+else
+	LAB_BUILD=${LAB_BUILD:-$top/build-lab}
+fi
 LAB_BENCH=${LAB_BENCH:-0}
 KEEP=0
 ISCSI_MODE=run	# run | keep (--iscsi-keep) | start (--iscsi-start)
@@ -118,7 +130,12 @@ install_host_packages() {
 
 build_blkcopy() {
 	bash scripts/deps.sh >&2 || return 1
-	bash scripts/build.sh "$(basename "$LAB_BUILD")" -Dbuildtype=release >&2
+	if [[ $LAB_SANITIZE == 1 ]]; then
+		bash scripts/build.sh "$(basename "$LAB_BUILD")" -Dbuildtype=debugoptimized \
+			-Db_sanitize=address,undefined -Db_lundef=false >&2
+	else
+		bash scripts/build.sh "$(basename "$LAB_BUILD")" -Dbuildtype=release >&2
+	fi
 }
 
 # The run directory is wiped each run; refuse to wipe something that is not ours.

@@ -66,12 +66,6 @@ const struct bc_transport bc_transport_iscsi = {
 /* While commands are out, the session is looked at this often (their timeouts). */
 #define TICK_MS 1000
 
-/* A step (connect, login, one command) waited for synchronously. */
-struct waiter {
-	bool done;
-	int status;
-};
-
 /* One emulation read or write in flight. */
 struct data_io {
 	struct bc_iscsi_lu *s;
@@ -85,7 +79,7 @@ struct data_io {
 
 static void wait_cb(struct iscsi_context *ctx, int status, void *data, void *priv)
 {
-	struct waiter *w = priv;
+	struct bc_iscsi_wait *w = priv;
 
 	w->done = true;
 	w->status = status;
@@ -166,7 +160,7 @@ static int iscsi_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_sc
 		      uint32_t *sense_len)
 {
 	struct bc_iscsi_lu *s = ctx;
-	struct waiter w = { 0 };
+	struct bc_iscsi_wait w = { 0 };
 	struct iscsi_data out = { .size = len, .data = buf };
 	struct scsi_task *task;
 	int ret;
@@ -288,7 +282,8 @@ static int socket_errno(const char *err, int fallback)
 static int connect_and_login(struct bc_iscsi_lu *s, char *why, size_t size)
 {
 	const char *initiator = getenv("BLKCOPY_ISCSI_INITIATOR");
-	struct waiter w = { 0 };
+	/* In the session, not on this stack: a step that timed out may still complete later. */
+	struct bc_iscsi_wait *w = &s->step;
 	int ret;
 
 	s->ctx = iscsi_create_context(initiator && *initiator ? initiator : DEFAULT_INITIATOR);
@@ -311,31 +306,31 @@ static int connect_and_login(struct bc_iscsi_lu *s, char *why, size_t size)
 	/* A peer that vanishes without a reset is noticed within the timeout. */
 	iscsi_set_tcp_user_timeout(s->ctx, s->timeout_s * 1000);
 
-	if (iscsi_connect_async(s->ctx, s->url.portal, wait_cb, &w)) {
+	if (iscsi_connect_async(s->ctx, s->url.portal, wait_cb, w)) {
 		snprintf(why, size, "cannot connect to %s: %s", s->url.portal,
 			 iscsi_get_error(s->ctx));
 		return -EHOSTUNREACH;
 	}
-	ret = wait_until(s, &w.done, deadline(s));
+	ret = wait_until(s, &w->done, deadline(s));
 	if (ret == -ETIMEDOUT) {
 		snprintf(why, size, "no connection to %s within %d s", s->url.portal, s->timeout_s);
 		return ret;
 	}
-	if (!ret && w.status != SCSI_STATUS_GOOD)
+	if (!ret && w->status != SCSI_STATUS_GOOD)
 		ret = socket_errno(iscsi_get_error(s->ctx), -ECONNREFUSED);
 	if (ret) {
 		snprintf(why, size, "cannot connect to %s: %s", s->url.portal, strerror(-ret));
 		return ret;
 	}
 
-	w = (struct waiter){ 0 };
-	if (iscsi_login_async(s->ctx, wait_cb, &w)) {
+	*w = (struct bc_iscsi_wait){ 0 };
+	if (iscsi_login_async(s->ctx, wait_cb, w)) {
 		snprintf(why, size, "cannot log in to %s: %s", s->url.portal,
 			 iscsi_get_error(s->ctx));
 		return -EIO;
 	}
-	ret = wait_until(s, &w.done, deadline(s));
-	if (!ret && w.status == SCSI_STATUS_TIMEOUT)
+	ret = wait_until(s, &w->done, deadline(s));
+	if (!ret && w->status == SCSI_STATUS_TIMEOUT)
 		ret = -ETIMEDOUT;
 	if (ret == -ETIMEDOUT) {
 		snprintf(why, size, "login to %s at %s: no answer within %d s", s->url.target,
@@ -347,7 +342,7 @@ static int connect_and_login(struct bc_iscsi_lu *s, char *why, size_t size)
 			 ret == -ECONNRESET ? "the portal closed the connection" : strerror(-ret));
 		return ret;
 	}
-	if (w.status != SCSI_STATUS_GOOD) {
+	if (w->status != SCSI_STATUS_GOOD) {
 		const char *err = iscsi_get_error(s->ctx);
 		int status = strstr(err, "Status:") ? bc_iscsi_error_number(err) : -1;
 
@@ -366,14 +361,14 @@ static int connect_and_login(struct bc_iscsi_lu *s, char *why, size_t size)
 
 static void session_end(struct bc_iscsi_lu *s)
 {
+	/* A logout the target never answers completes (cancelled) in iscsi_destroy_context(). */
+	struct bc_iscsi_wait *w = &s->step;
+
 	if (!s->ctx)
 		return;
-	if (s->logged_in && !s->lost) {
-		struct waiter w = { 0 };
-
-		if (!iscsi_logout_async(s->ctx, wait_cb, &w))
-			wait_until(s, &w.done, bc_now_ms() + LOGOUT_TIMEOUT_MS);
-	}
+	*w = (struct bc_iscsi_wait){ 0 };
+	if (s->logged_in && !s->lost && !iscsi_logout_async(s->ctx, wait_cb, w))
+		wait_until(s, &w->done, bc_now_ms() + LOGOUT_TIMEOUT_MS);
 	/* Whatever is still in flight completes here, cancelled. */
 	s->cancelling = true;
 	iscsi_destroy_context(s->ctx);

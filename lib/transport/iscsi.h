@@ -15,6 +15,12 @@
 #include "../iscsi_url.h"
 #include "../scsi.h"
 
+/* A step (connect, login, logout, one command) waited for synchronously. */
+struct bc_iscsi_wait {
+	bool done;
+	int status;
+};
+
 /* One logged-in session to one LU: the transport data of an iSCSI handle. */
 struct bc_iscsi_lu {
 	struct iscsi_context *ctx;
@@ -30,6 +36,11 @@ struct bc_iscsi_lu {
 	struct bc_scsi_transport t;
 	struct bc_scsi_lu lu;
 	bool copy_manager;	/* discovery found one blkcopy can use */
+	/*
+	 * Connect, login and logout wait here: their callbacks may come after
+	 * the wait gave up (in iscsi_destroy_context()), so never into a stack.
+	 */
+	struct bc_iscsi_wait step;
 	char copy_reason[384];	/* what discovery found out about it */
 };
 
