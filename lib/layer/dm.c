@@ -255,8 +255,10 @@ static const struct dm_target_spec *spec_at(const struct dm_ioctl *io, uint32_t 
 	const char *data = (const char *)io + io->data_start;
 	const char *end = (const char *)io + io->data_size;
 
+	/* The kernel aligns every spec (align_ptr); anything else is not a status it wrote. */
 	if (io->data_start > io->data_size || rel > (size_t)(end - data) ||
-	    (size_t)(end - data) - rel < sizeof(struct dm_target_spec))
+	    (size_t)(end - data) - rel < sizeof(struct dm_target_spec) ||
+	    (io->data_start + rel) % _Alignof(struct dm_target_spec))
 		return NULL;
 	return (const struct dm_target_spec *)(data + rel);
 }

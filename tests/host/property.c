@@ -273,9 +273,14 @@ int main(int argc, char **argv)
 	       argv[3], argv[4], requests, accepted, bytes, refused, by_error[ENODATA],
 	       by_error[EOVERFLOW], by_error[EINVAL], by_error[ENXIO], by_error[ENOSPC],
 	       by_error[EBADF], by_error[EADDRINUSE], failed);
-	blkcopy_close(src.dev);
-	blkcopy_close(dst.dev);
-	blkcopy_close(dst_ro.dev);
-	blkcopy_close(same.dev);
+	struct end *ends[] = { &src, &dst, &dst_ro, &same };
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		blkcopy_close(ends[i]->dev);
+		free(ends[i]->before);
+		if (ends[i]->dev)
+			close(ends[i]->fd);
+	}
+	free(got_src);
+	free(got_dst);
 	return failed ? 1 : 0;
 }

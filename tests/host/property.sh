@@ -19,7 +19,8 @@ prop() {	# prop SRC DST SAME
 	out=$(timeout -k 5 600 "$PROP" "$SEED" "$N" "$@" 2>&1)
 	rc=$?
 	echo "# ${out//$'\n'/$'\n'# }"
-	[[ $rc -eq 0 ]] || { WHY="seed $SEED: $(grep -m1 '^FAIL' <<<"$out")"; return 1; }
+	[[ $rc -eq 0 ]] ||
+		{ WHY="seed $SEED, rc $rc: $(grep -m1 '^FAIL' <<<"$out" || tail -c 300 <<<"$out")"; return 1; }
 }
 
 case_files() {
