@@ -171,16 +171,7 @@ static struct blkcopy_range ranges[300];
 
 static void open_pair(struct blkcopy_dev **s, struct blkcopy_dev **d)
 {
-	int fd = open(dst_path, O_WRONLY);
-
-	if (fd < 0 || pwrite(fd, dst_data, SIZE, 0) != SIZE)
-		abort();
-	close(fd);
-	if (blkcopy_open(src_path, BLKCOPY_OPEN_READ, s) ||
-	    blkcopy_open(dst_path, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE, d))
-		abort();
-	(*s)->backend = (*d)->backend = &liar_backend;
-	(*s)->limits = (*d)->limits = claimed;
+	fake_open_pair(src_path, dst_path, dst_data, SIZE, &liar_backend, &claimed, s, d);
 	memset(&liar, 0, sizeof(liar));
 }
 
@@ -278,22 +269,14 @@ static void sense_liar(void)
 
 int main(void)
 {
-	int fd;
-
 	src_data = malloc(SIZE);
 	dst_data = malloc(SIZE);
 	for (size_t i = 0; i < SIZE; i++) {
 		src_data[i] = (char)(i * 11 + i / 4096);
 		dst_data[i] = (char)(0x5a ^ (i >> 9));
 	}
-	fd = mkstemp(src_path);
-	if (fd < 0 || write(fd, src_data, SIZE) != SIZE)
-		abort();
-	close(fd);
-	fd = mkstemp(dst_path);
-	if (fd < 0)
-		abort();
-	close(fd);
+	fake_make_file(src_path, src_data, SIZE);
+	fake_make_file(dst_path, NULL, 0);
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
 		ranges[i] = (struct blkcopy_range){ .offset = i * 8192, .len = 4096 };
 	const ssize_t total = (ssize_t)sizeof(ranges) / sizeof(ranges[0]) * 4096;

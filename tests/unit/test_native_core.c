@@ -181,30 +181,11 @@ static char *src_data, *dst_data;
 static char src_path[] = "/tmp/blkcopy-native-src-XXXXXX";
 static char dst_path[] = "/tmp/blkcopy-native-dst-XXXXXX";
 
-static void make_file(char *path, char *data)
-{
-	int fd = mkstemp(path);
-
-	if (fd < 0 || write(fd, data, SIZE) != SIZE)
-		abort();
-	close(fd);
-}
-
 static const struct bc_backend *backend_under_test = &fake_backend;
 
 static void open_pair(struct blkcopy_dev **s, struct blkcopy_dev **d)
 {
-	int fd = open(dst_path, O_WRONLY);
-
-	/* Every case starts from the pristine destination. */
-	if (fd < 0 || pwrite(fd, dst_data, SIZE, 0) != SIZE)
-		abort();
-	close(fd);
-	if (blkcopy_open(src_path, BLKCOPY_OPEN_READ, s) ||
-	    blkcopy_open(dst_path, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE, d))
-		abort();
-	(*s)->backend = (*d)->backend = backend_under_test;
-	(*s)->limits = (*d)->limits = fake_limits;
+	fake_open_pair(src_path, dst_path, dst_data, SIZE, backend_under_test, &fake_limits, s, d);
 	memset(&fake, 0, sizeof(fake));
 }
 
@@ -263,8 +244,8 @@ int main(void)
 		src_data[i] = (char)(i * 7 + i / 4096);
 		dst_data[i] = (char)(0xA5 ^ (i >> 9));
 	}
-	make_file(src_path, src_data);
-	make_file(dst_path, dst_data);
+	fake_make_file(src_path, src_data, SIZE);
+	fake_make_file(dst_path, dst_data, SIZE);
 
 	/* All native. */
 	open_pair(&s, &d);

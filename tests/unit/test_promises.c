@@ -355,19 +355,11 @@ static void registration(void)
 
 int main(void)
 {
-	int fd;
-
 	src_data = malloc(SIZE);
 	for (size_t i = 0; i < SIZE; i++)
 		src_data[i] = (char)(i * 13 + i / 4096);
-	fd = mkstemp(src_path);
-	if (fd < 0 || write(fd, src_data, SIZE) != SIZE)
-		abort();
-	close(fd);
-	fd = mkstemp(dst_path);
-	if (fd < 0)
-		abort();
-	close(fd);
+	fake_make_file(src_path, src_data, SIZE);
+	fake_make_file(dst_path, NULL, 0);
 
 	wait_forever();
 	fd_only(NULL, BLKCOPY_NOOFFLOAD, false, "emulated");
