@@ -511,12 +511,37 @@ static bool idle(struct bc_emu *e)
 	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && !e->queue));
 }
 
+/*
+ * Submit, then wait for one completion for up to @timeout_ms (-1: no
+ * limit): 0, -ETIME when the time passed, -EINTR for a signal, or the
+ * error of a ring that failed (the engine is then stopped with it).
+ */
+static int wait_one(struct bc_emu *e, int64_t timeout_ms)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (timeout_ms < 0) {
+		ret = io_uring_submit_and_wait(&e->ring, 1);
+	} else {
+		struct __kernel_timespec ts = {
+			.tv_sec = timeout_ms / 1000,
+			.tv_nsec = (timeout_ms % 1000) * 1000000,
+		};
+		ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+	}
+	if (ret == -EAGAIN || ret == -EBUSY || ret > 0)
+		return 0;
+	if (ret < 0 && ret != -ETIME && ret != -EINTR)
+		bc_emu_stop(e, ret);	/* nothing more can be trusted to complete */
+	return ret;
+}
+
 int bc_emu_run(struct bc_emu *e, int timeout_ms)
 {
 	const int64_t deadline = timeout_ms > 0 ? bc_now_ms() + timeout_ms : 0;
 
 	for (;;) {
-		struct io_uring_cqe *cqe;
 		int ret;
 
 		reap(e);
@@ -533,28 +558,19 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 			return idle(e);
 		}
 		if (timeout_ms < 0) {
-			ret = io_uring_submit_and_wait(&e->ring, 1);
+			ret = wait_one(e, -1);
 		} else {
 			int64_t left = deadline - bc_now_ms();
 			if (left <= 0) {
 				io_uring_submit(&e->ring);
 				return 0;
 			}
-			struct __kernel_timespec ts = {
-				.tv_sec = left / 1000,
-				.tv_nsec = (left % 1000) * 1000000,
-			};
-			ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+			ret = wait_one(e, left);
 			if (ret == -ETIME)
 				return 0;
 		}
-		if (ret == -EINTR)
-			return ret;
-		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) {
-			/* The ring itself failed: nothing more can be trusted to complete. */
-			bc_emu_stop(e, ret);
-			return ret;
-		}
+		if (ret < 0)
+			return ret;	/* a signal, or the ring failed */
 	}
 }
 
@@ -566,7 +582,6 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
  */
 int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms)
 {
-	struct io_uring_cqe *cqe;
 	int ret;
 
 	if (!e->watch_armed) {
@@ -579,23 +594,9 @@ int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms)
 		e->watch_armed = true;
 	}
 	arm_ends(e);
-	if (timeout_ms < 0) {
-		ret = io_uring_submit_and_wait(&e->ring, 1);
-	} else {
-		struct __kernel_timespec ts = {
-			.tv_sec = timeout_ms / 1000,
-			.tv_nsec = (timeout_ms % 1000) * 1000000L,
-		};
-		ret = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
-	}
+	ret = wait_one(e, timeout_ms);
 	reap(e);
-	if (ret == -EINTR)
-		return ret;
-	if (ret < 0 && ret != -ETIME && ret != -EAGAIN && ret != -EBUSY) {
-		bc_emu_stop(e, ret);
-		return ret;
-	}
-	return 0;
+	return ret == -ETIME ? 0 : ret;
 }
 
 void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error)
