@@ -4,8 +4,6 @@
 
 #include "layer.h"
 
-#define MAX_DEPTH 8		/* layers over layers: more is surely a loop */
-
 const struct bc_layer *const bc_layers[] = {
 	&bc_layer_partition,
 	&bc_layer_loop,
@@ -64,7 +62,7 @@ uint64_t bc_map_leaf(const struct blkcopy_dev *d, uint64_t off, uint64_t len,
 
 	*leaf = cur;
 	*leaf_off = off;
-	for (int depth = 0; (l = mapping_layer(cur)) && depth <= MAX_DEPTH; depth++) {
+	for (int depth = 0; (l = mapping_layer(cur)) && depth <= BC_MAX_STACK_DEPTH; depth++) {
 		struct blkcopy_dev *lower;
 		uint64_t lower_off, run = l->map(cur, *leaf_off, len, &lower, &lower_off);
 

@@ -14,6 +14,9 @@
 
 #include "device.h"
 
+/* Devices stacked on devices (dm over dm over ...): more than this is surely a loop. */
+#define BC_MAX_STACK_DEPTH 8
+
 /*
  * A layer.  Every operation but probe is optional.
  *   probe:    claim @d (return 0, with private data in *@data) or return

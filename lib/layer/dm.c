@@ -43,7 +43,6 @@ const struct bc_dm_table *bc_dm_table_of(const struct blkcopy_dev *d)
 }
 
 #define DM_CONTROL "/dev/mapper/control"
-#define MAX_DEPTH 8		/* dm over dm over ...: more is surely a loop */
 #define MAX_STRIPES 1024
 
 /* ------------------------------------------------------------------------ */
@@ -523,9 +522,9 @@ static int refresh_one(struct blkcopy_dev *d, struct bc_dm_dev *dm, bool pinned)
 	char why[sizeof(dm->note)] = "";
 	int ctl, ret;
 
-	if (d->depth > MAX_DEPTH) {
+	if (d->depth > BC_MAX_STACK_DEPTH) {
 		snprintf(dm->note, sizeof(dm->note), "device-mapper: stacked deeper than %d",
-			 MAX_DEPTH);
+			 BC_MAX_STACK_DEPTH);
 		return -ELOOP;
 	}
 	s = calloc(1, sizeof(*s));
