@@ -42,7 +42,7 @@ static int loop_probe(struct blkcopy_dev *d, void **data)
 		snprintf(l->note, sizeof(l->note), "loop device: backing file unknown");
 		return 0;
 	}
-	fd = open(path, ((d->open_flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	fd = open(path, bc_fd_open_mode(d->open_flags) | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(l->note, sizeof(l->note), "loop device: cannot open backing file: %s",
 			 strerror(errno));

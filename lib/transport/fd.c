@@ -33,7 +33,7 @@ struct fd_dev {
 	bool block;
 };
 
-static int open_mode(unsigned int flags)
+int bc_fd_open_mode(unsigned int flags)
 {
 	return (flags & BLKCOPY_OPEN_WRITE) ? O_RDWR : O_RDONLY;
 }
@@ -58,7 +58,7 @@ int bc_fd_open_whole(const struct blkcopy_dev *d)
 	if (ret)
 		return ret;
 	snprintf(path, sizeof(path), "/dev/%s", name);
-	fd = open(path, open_mode(d->open_flags) | O_CLOEXEC);
+	fd = open(path, bc_fd_open_mode(d->open_flags) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -154,7 +154,7 @@ static int fd_open(struct blkcopy_dev *d, const char *path, char *why, size_t wh
 	f->fd = f->fd_direct = -1;
 	d->transport_data = f;
 
-	oflags = open_mode(d->open_flags) | O_CLOEXEC;
+	oflags = bc_fd_open_mode(d->open_flags) | O_CLOEXEC;
 	if (S_ISBLK(st.st_mode) && (d->open_flags & BLKCOPY_OPEN_EXCL))
 		oflags |= O_EXCL;
 	f->fd = open(data_path, oflags);
@@ -182,7 +182,7 @@ static int fd_open(struct blkcopy_dev *d, const char *path, char *why, size_t wh
 		probe_file(d, f, &st);
 	}
 	/* Not every medium takes O_DIRECT; emulation then stays buffered. */
-	f->fd_direct = open(data_path, open_mode(d->open_flags) | O_CLOEXEC | O_DIRECT);
+	f->fd_direct = open(data_path, bc_fd_open_mode(d->open_flags) | O_CLOEXEC | O_DIRECT);
 	return 0;
 }
 

@@ -7,6 +7,9 @@
 
 #include "../device.h"
 
+/* open(2)'s access mode for blkcopy_open() @flags. */
+int bc_fd_open_mode(unsigned int flags);
+
 /* @d's buffered descriptor, or -1 when @d is not reached through a descriptor. */
 int bc_fd_of(const struct blkcopy_dev *d);
 
