@@ -292,7 +292,7 @@ bool bc_native_ready(const struct blkcopy_job *j)
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
 
-		if (lane_live(l) && bc_lane_has_work(l) && (!l->set_up || window_open(l)))
+		if (lane_live(l) && bc_lane_has_work(l) && window_open(l))
 			return true;
 	}
 	return false;

@@ -103,9 +103,6 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 	struct bc_nvme_copy_caps caps;
 	if (bc_nvme_copy_caps(ctrl, id, d->lbs, &caps, d->probe_reason, sizeof(d->probe_reason)))
 		goto out;
-	const uint16_t mssrl = caps.mssrl;
-	const uint32_t mcl = caps.mcl;
-	const uint8_t msrc = caps.msrc;
 	char zoned[32];
 	if (!bc_sysfs_read(d->medium.disk, "queue/zoned", zoned, sizeof(zoned)) &&
 	    strcmp(zoned, "none")) {
@@ -114,20 +111,20 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 	}
 
 	const uint64_t spb = d->lbs / BC_SECTOR;	/* sectors per block */
-	uint64_t cmd_blocks = mcl;
+	uint64_t cmd_blocks = caps.mcl;
 	if (cmd_blocks * d->lbs > MAX_CMD_BYTES)
 		cmd_blocks = MAX_CMD_BYTES / d->lbs;
 	ns->lbs = d->lbs;
-	ns->max_ranges = msrc + 1u;
+	ns->max_ranges = caps.msrc + 1u;
 	d->probed = (struct blkcopy_limits){
 		.copy_offload = 1,
 		.max_copy_nr_ranges = ns->max_ranges,
 		.max_copy_sectors = cmd_blocks * spb,
-		.max_copy_range_sectors = (uint64_t)mssrl * spb,
+		.max_copy_range_sectors = (uint64_t)caps.mssrl * spb,
 	};
 	snprintf(d->probe_reason, sizeof(d->probe_reason),
 		 "nvme: Copy (MSSRL %u, MCL %u, MSRC %u blocks of %u bytes) through %s",
-		 mssrl, mcl, msrc, d->lbs, ns->pt_char ? "io_uring passthrough" : "ioctl");
+		 caps.mssrl, caps.mcl, caps.msrc, d->lbs, ns->pt_char ? "io_uring passthrough" : "ioctl");
 	ret = 0;
 out:
 	free(ctrl);
