@@ -6,6 +6,7 @@
 
 #include "job.h"
 #include "request.h"
+#include "zone.h"
 
 const char *blkcopy_version(void)
 {
@@ -16,6 +17,7 @@ int blkcopy_check(struct blkcopy_dev *src, const struct blkcopy_range *ranges, s
 		  struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags, size_t *bad_range)
 {
 	struct bc_span *spans;
+	uint64_t total;
 	ssize_t n;
 	int ret;
 
@@ -27,7 +29,9 @@ int blkcopy_check(struct blkcopy_dev *src, const struct blkcopy_range *ranges, s
 	ret = bc_refresh_pair(src, dst);
 	if (ret)
 		return ret;
-	ret = bc_validate(src, ranges, nr, dst, dst_off, flags, NULL, bad_range);
+	ret = bc_validate(src, ranges, nr, dst, dst_off, flags, &total, bad_range);
+	if (!ret)
+		ret = bc_zone_validate(dst, dst_off, total);
 	if (ret || !(flags & BLKCOPY_NOEMULATION))
 		return ret;
 	n = bc_coalesce(ranges, nr, &spans);

@@ -155,6 +155,11 @@ int blkcopy_get_info(const struct blkcopy_dev *d, struct blkcopy_info *info)
 		.major = major(d->rdev),
 		.minor = minor(d->rdev),
 		.limits = d->limits,
+		.zoned = d->zoned.model,
+		.nr_zones = d->zoned.nr_zones,
+		.zone_size = d->zoned.zone_size,
+		.max_open_zones = d->zoned.max_open,
+		.max_active_zones = d->zoned.max_active,
 	};
 	bc_layers_info(d, info);
 	return 0;

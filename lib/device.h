@@ -47,6 +47,14 @@ struct bc_backing_file {
 	uint32_t clone_align;	/* the file system's block size */
 };
 
+/* A zoned block device's geometry (queue/zoned and friends); model NONE elsewhere. */
+struct bc_zoned {
+	enum blkcopy_zoned model;
+	uint64_t zone_size;	/* bytes */
+	uint32_t nr_zones;
+	uint32_t max_open, max_active;	/* 0: no limit */
+};
+
 struct bc_layer_slot {
 	const struct bc_layer *ops;
 	void *data;
@@ -66,6 +74,7 @@ struct blkcopy_dev {
 	dev_t rdev;		/* block devices: the node itself; else 0 */
 	struct bc_medium medium;
 	struct bc_backing_file backing;
+	struct bc_zoned zoned;
 
 	const struct bc_transport *transport;
 	void *transport_data;

@@ -23,6 +23,7 @@
 #include "split.h"
 #include "transport.h"
 #include "util.h"
+#include "zone.h"
 
 #define SEGS_PER_CHUNK 512u
 #define WRITE_TAG 0xffffffffu
@@ -234,6 +235,7 @@ int bc_emu_add(struct bc_emu *e, const struct bc_span *spans, size_t nr, uint64_
 		.max_seg_bytes = e->p.chunk_size,
 		.max_segs = SEGS_PER_CHUNK,
 		.align = e->align,
+		.dst_boundary = e->p.zone_size,
 	};
 	ret = bc_split_init(&r->split, spans, nr, dst, &lim);
 	if (ret) {
@@ -374,6 +376,29 @@ static bool issue_read(struct bc_emu *e, uint32_t ci, uint32_t si)
 	return true;
 }
 
+/*
+ * On a zoned destination a chunk is written only when it is next in its
+ * zone: no write in flight there and no unwritten chunk before it.  Chunks
+ * are loaded in destination order, so every earlier byte of the zone is in
+ * a chunk or already written.
+ */
+static bool next_in_zone(const struct bc_emu *e, const struct chunk *c)
+{
+	const uint64_t zs = e->p.zone_size;
+
+	if (!zs)
+		return true;
+	for (uint32_t i = 0; i < e->nr_chunks; i++) {
+		const struct chunk *o = &e->chunks[i];
+
+		if (o == c || o->state == CHUNK_FREE || o->dst / zs != c->dst / zs)
+			continue;
+		if (o->write_in_flight || o->dst < c->dst)
+			return false;
+	}
+	return true;
+}
+
 /* Issue what can be issued: writes first, so that buffers come back soonest. */
 static void fill(struct bc_emu *e)
 {
@@ -385,7 +410,8 @@ static void fill(struct bc_emu *e)
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
 
-		if (c->state == CHUNK_WRITING && !c->write_in_flight && !issue_write(e, i))
+		if (c->state == CHUNK_WRITING && !c->write_in_flight && next_in_zone(e, c) &&
+		    !issue_write(e, i))
 			return;
 	}
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
@@ -423,10 +449,17 @@ static void complete(struct bc_emu *e, uint64_t data, int res)
 	/* Zero bytes: a write that would repeat forever, or a source that shrank. */
 	if (res <= 0) {
 		bc_emu_stop(e, res < 0 ? res : -EIO);
-		if (tag == WRITE_TAG)
+		if (tag == WRITE_TAG) {
+			/* A zone's write pointer tells how much of a failed write is there. */
+			const uint64_t landed = e->p.zone_size ?
+				bc_zone_landed(e->end[DST].dev, c->dst + c->wdone, c->len - c->wdone) : 0;
+
+			c->wdone += landed;
+			e->done += landed;
 			c->write_in_flight = false;
-		else
+		} else {
 			c->segs[tag].in_flight = false;
+		}
 		return;
 	}
 	if (tag == WRITE_TAG) {

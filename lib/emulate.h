@@ -17,6 +17,12 @@ struct bc_emu_params {
 	uint64_t chunk_size;
 	uint64_t expected_bytes;	/* the request's size: no more buffer than it can use */
 	bool direct;		/* both ends O_DIRECT */
+	/*
+	 * Host-managed destination: its zone size.  Writes never cross a zone
+	 * boundary and go in order within a zone, one at a time; reads still
+	 * run ahead in parallel.
+	 */
+	uint64_t zone_size;
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup);

@@ -20,6 +20,7 @@
 #include "plan.h"
 #include "request.h"
 #include "util.h"
+#include "zone.h"
 
 #define DEFAULT_QUEUE_DEPTH 128u
 #define DEFAULT_INFLIGHT (16ull << 20)
@@ -132,6 +133,8 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 	if (ret)
 		return ret;
 	ret = bc_validate(src, ranges, nr, dst, dst_off, o.flags, &total, NULL);
+	if (!ret)
+		ret = bc_zone_validate(dst, dst_off, total);
 	if (ret)
 		return ret;
 
@@ -162,6 +165,15 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		ret = bc_check_all_native(src, j->spans, j->nr_spans, dst, dst_off, o.flags);
 		if (ret)
 			goto fail;
+	} else if (j->try_native && bc_zoned_seq(dst)) {
+		char why[256];
+
+		/*
+		 * Native pieces and emulated ones would race for the same zone's
+		 * write pointer: onto zones, all native or all emulated.
+		 */
+		j->try_native = !bc_plan_all_native(src, j->spans, j->nr_spans, dst, dst_off,
+						    o.flags, why, sizeof(why));
 	}
 
 	const struct bc_emu_params ep = {
@@ -171,7 +183,16 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.expected_bytes = total,
 		.direct = !(o.flags & BLKCOPY_BUFFERED) &&
 			  bc_emu_direct_ok(src, dst, j->spans, j->nr_spans, dst_off),
+		.zone_size = bc_zone_boundary(dst),
 	};
+	/* The page cache writes back in any order: a zone takes only its write pointer. */
+	if (bc_zoned_seq(dst) && !ep.direct) {
+		snprintf(dst->error, sizeof(dst->error), "a zoned destination is written with "
+			 "O_DIRECT only (no BLKCOPY_BUFFERED; every range aligned to %u bytes)",
+			 src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align);
+		ret = -EINVAL;
+		goto fail;
+	}
 	ret = bc_emu_create(src, dst, &ep, &j->emu);
 	if (ret)
 		goto fail;

@@ -82,6 +82,14 @@ struct bc_lane {
 	bool refused;		/* the device refused copy before any piece succeeded */
 	bool flushed;
 	uint64_t dst_lo, dst_hi;	/* leaf bytes written natively, to invalidate */
+	/*
+	 * A host-managed destination leaf: one piece in flight (a zone takes
+	 * writes in order only), and the lane holds the zones whose index is
+	 * zone_stripe modulo the job's zone lanes, so that zones go in parallel.
+	 */
+	bool zoned;
+	uint32_t zone_stripe;
+	enum blkcopy_method method;	/* of its last piece that landed */
 
 	/*
 	 * Planning (plan.c): this batch's runs in destination order (parts),

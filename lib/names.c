@@ -33,6 +33,16 @@ const char *blkcopy_method_name(enum blkcopy_method m)
 	return NULL;
 }
 
+const char *blkcopy_zoned_name(enum blkcopy_zoned model)
+{
+	switch (model) {
+	case BLKCOPY_ZONED_NONE: return "none";
+	case BLKCOPY_ZONED_HOST_AWARE: return "host-aware";
+	case BLKCOPY_ZONED_HOST_MANAGED: return "host-managed";
+	}
+	return NULL;
+}
+
 const char *blkcopy_strerror(int err)
 {
 	switch (err < 0 ? -err : err) {
@@ -42,9 +52,11 @@ const char *blkcopy_strerror(int err)
 	case EINVAL: return "invalid argument (offset or length not aligned to the logical block size?)";
 	case ENXIO: return "source range past the end of the source";
 	case ENOSPC: return "destination range past the end of the destination";
-	case EROFS: return "destination is read-only";
+	case EROFS: return "destination (or a zone of it) is read-only";
 	case EBADF: return "destination not opened for writing";
 	case EADDRINUSE: return "source range overlaps the destination";
+	case ESPIPE: return "destination is not at the write pointer of its zone";
+	case EFBIG: return "destination runs past the capacity of a zone";
 	case EOPNOTSUPP: return "native copy not available and emulation forbidden";
 	case ECANCELED: return "copy cancelled";
 	case ESTALE: return "a device-mapper table under the copy changed or was suspended during it";

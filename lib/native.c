@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 
+#include "layer.h"
 #include "native.h"
 #include "plan.h"
 #include "transport.h"
 #include "util.h"
+#include "zone.h"
 
 void bc_lane_free(struct bc_lane *l)
 {
@@ -42,7 +44,8 @@ static int lane_setup(struct blkcopy_job *j, struct bc_lane *l)
 	l->set_up = true;
 	l->nr_slots = 1;
 	if (b->caps & BC_BACKEND_QUEUED) {
-		uint32_t depth = bc_min_u64(j->queue_depth, BC_MAX_NATIVE_DEPTH);
+		/* A zone takes commands in order only, and the device may run two in any order. */
+		uint32_t depth = l->zoned ? 1 : bc_min_u64(j->queue_depth, BC_MAX_NATIVE_DEPTH);
 
 		ret = b->queue_create(l->src, l->dst, depth, &l->queue);
 		/* The table was checked at registration: only such a backend has copy() to fall back on. */
@@ -77,12 +80,29 @@ static void adopt_error(struct blkcopy_dev *top, const struct blkcopy_dev *leaf)
 		snprintf(top->error, sizeof(top->error), "%.40s: %.110s", leaf->path, leaf->error);
 }
 
-/* A piece that did not land: the copy stops, and nothing from the piece on counts. */
+/*
+ * A piece that did not land: the copy stops, and nothing from the piece on
+ * counts, except what a zone's write pointer shows the device wrote of it
+ * (a zone is written in order, so that much of the piece is there).
+ */
 static void native_fail(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot, int err)
 {
+	const uint64_t low = bc_slot_low(l, slot);
+	const uint64_t landed = l->zoned ? bc_zone_landed(l->dst, slot->piece.dst,
+							   slot->piece.len) : 0;
+
 	adopt_error(j->src, l->src);
 	adopt_error(j->dst, l->dst);
-	bc_wm_lose(&j->wm, bc_slot_low(l, slot));
+	if (landed) {
+		uint64_t bytes[BLKCOPY_METHOD_MAX] = { 0 };
+
+		bytes[l->method] = landed;
+		bc_wm_native_done(&j->wm, low, landed, bytes);
+		l->dst_lo = bc_min_u64(l->dst_lo, slot->piece.dst);
+		if (slot->piece.dst + landed > l->dst_hi)
+			l->dst_hi = slot->piece.dst + landed;
+	}
+	bc_wm_lose(&j->wm, low + landed);
 	bc_plan_stop(j, err == -E2BIG ? -EOPNOTSUPP : err);
 }
 
@@ -97,6 +117,9 @@ static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_
 	if (ret > 0)
 		ret = -EIO;
 	if (ret == 0) {
+		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
+			if (st->bytes[m])
+				l->method = (enum blkcopy_method)m;
 		l->proven = true;
 		l->dst_lo = bc_min_u64(l->dst_lo, slot->piece.dst);
 		if (slot->piece.dst + slot->piece.len > l->dst_hi)
@@ -106,8 +129,15 @@ static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_
 	}
 	if ((ret == -EOPNOTSUPP || ret == -E2BIG) && !(j->flags & BLKCOPY_NOEMULATION) &&
 	    !j->error) {
-		/* Refused before any piece succeeded: the pair cannot copy, stop asking. */
-		const bool refuses = ret == -EOPNOTSUPP && !l->proven;
+		/*
+		 * Refused before any piece succeeded: the pair cannot copy, stop
+		 * asking.  A zone must not get native pieces after an emulated
+		 * one: emulation takes all the rest of a zoned lane.
+		 */
+		const bool refuses = (ret == -EOPNOTSUPP && !l->proven) || l->zoned;
+
+		if (l->zoned && l->dst_lo < l->dst_hi)
+			bc_zone_sync(l->dst, l->dst_lo, l->dst_hi);
 
 		ret = bc_plan_emulate_slot(j, l, slot);
 		if (!ret && refuses) {
@@ -178,15 +208,27 @@ static int flush_lane(struct blkcopy_job *j, struct bc_lane *l)
 
 void bc_native_invalidate(struct blkcopy_job *j)
 {
+	bool zoned = false;
+
 	if (!j->native_started)
 		return;
 	invalidate(j->dst, j->dst_off, j->total);
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
 
-		if (l->dst != j->dst && l->dst_lo < l->dst_hi)
+		if (l->dst_lo >= l->dst_hi)
+			continue;
+		if (l->dst != j->dst)
 			invalidate(l->dst, l->dst_lo, l->dst_hi - l->dst_lo);
+		/* The kernel's write pointers of the zones native pieces wrote into (Linux 6.10+). */
+		if (l->zoned) {
+			bc_zone_sync(l->dst, l->dst_lo, l->dst_hi);
+			zoned = true;
+		}
 	}
+	/* A stacked zoned device (dm) keeps write pointers of its own. */
+	if (zoned && bc_is_stacked(j->dst))
+		bc_zone_sync(j->dst, j->dst_off, j->dst_off + j->total);
 }
 
 void bc_native_issue(struct blkcopy_job *j)

@@ -15,6 +15,7 @@
 #include "layer.h"
 #include "plan.h"
 #include "util.h"
+#include "zone.h"
 
 #define BATCH_RUNS 4096u	/* runs mapped per planning step: bounds the plan's memory */
 
@@ -160,17 +161,38 @@ void bc_lane_free_plan(struct bc_lane *l)
 	free(l->span_part);
 }
 
-/* The lane of a leaf pair, made on first sight.  NULL (and 0) when the pair is emulated. */
-static int lane_for(struct blkcopy_job *j, struct blkcopy_dev *src, struct blkcopy_dev *dst,
-		    struct bc_lane **lp)
+/*
+ * Zones a copy writes at once on a host-managed leaf: a few (each takes one
+ * command at a time), never more than the device keeps open or active.
+ */
+#define ZONE_LANES 4u
+
+uint32_t bc_zone_lanes(const struct blkcopy_dev *dst)
 {
+	uint32_t n = ZONE_LANES;
+
+	if (dst->zoned.max_open && dst->zoned.max_open < n)
+		n = dst->zoned.max_open;
+	if (dst->zoned.max_active && dst->zoned.max_active < n)
+		n = dst->zoned.max_active;
+	return n ? n : 1;
+}
+
+/* The lane of a run's leaf pair (and zone stripe), made on first sight.  NULL (and 0) when emulated. */
+static int lane_for(struct blkcopy_job *j, const struct bc_leaf_run *r, struct bc_lane **lp)
+{
+	struct blkcopy_dev *src = r->src, *dst = r->dst;
+	const bool zoned = bc_zoned_seq(dst);
+	const uint32_t stripe = zoned ? (uint32_t)(r->dst_off / dst->zoned.zone_size %
+						   bc_zone_lanes(dst)) : 0;
 	struct blkcopy_limits lim;
 	struct bc_lane *l;
 	char why[256];
 
 	*lp = NULL;
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
-		if (j->lanes[i]->src == src && j->lanes[i]->dst == dst) {
+		if (j->lanes[i]->src == src && j->lanes[i]->dst == dst &&
+		    j->lanes[i]->zone_stripe == stripe) {
 			*lp = j->lanes[i]->backend && !j->lanes[i]->refused ? j->lanes[i] : NULL;
 			return 0;
 		}
@@ -180,7 +202,8 @@ static int lane_for(struct blkcopy_job *j, struct blkcopy_dev *src, struct blkco
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
-	*l = (struct bc_lane){ .src = src, .dst = dst, .dst_lo = UINT64_MAX };
+	*l = (struct bc_lane){ .src = src, .dst = dst, .dst_lo = UINT64_MAX, .zoned = zoned,
+			       .zone_stripe = stripe };
 	j->lanes[j->nr_lanes++] = l;
 	l->backend = native_pair(src, dst, &lim, why, sizeof(why));
 	/* Limits too small to cut anything: not native after all. */
@@ -188,6 +211,9 @@ static int lane_for(struct blkcopy_job *j, struct blkcopy_dev *src, struct blkco
 		l->backend = NULL;
 	if (!l->backend)
 		return 0;
+	/* A command writes into one zone and reads from one (devices refuse reads across zones). */
+	l->sl.dst_boundary = bc_zone_boundary(dst);
+	l->sl.src_boundary = bc_zone_boundary(src);
 	/* Devices advertise up to 256 ranges (SCSI, NVMe MSRC+1); never trust more. */
 	l->nsegs_cap = l->sl.max_segs && l->sl.max_segs < 4096 ? l->sl.max_segs : 4096;
 	*lp = l;
@@ -460,7 +486,7 @@ static int plan_batch(struct blkcopy_job *j)
 			break;
 		}
 		if (j->try_native) {
-			ret = lane_for(j, r.src, r.dst, &l);
+			ret = lane_for(j, &r, &l);
 			if (ret)
 				break;
 		}

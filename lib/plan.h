@@ -32,6 +32,9 @@ int bc_plan_all_native(const struct blkcopy_dev *src, const struct bc_span *span
 		       const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags,
 		       char *why, size_t why_size);
 
+/* Lanes per leaf pair onto host-managed leaf @dst: how many of its zones are written at once. */
+uint32_t bc_zone_lanes(const struct blkcopy_dev *dst);
+
 /* Plan the first batch.  -errno when planning itself failed. */
 int bc_plan_start(struct blkcopy_job *j);
 /* Plan more while the lanes have drained and emulation keeps up. */

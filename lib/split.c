@@ -21,7 +21,8 @@ int bc_split_init(struct bc_splitter *s, const struct bc_span *spans, size_t nr,
 		return -EINVAL;
 	/* A limit below the alignment could never make progress. */
 	if ((lim->max_piece_bytes && lim->max_piece_bytes < lim->align) ||
-	    (lim->max_seg_bytes && lim->max_seg_bytes < lim->align))
+	    (lim->max_seg_bytes && lim->max_seg_bytes < lim->align) ||
+	    lim->dst_boundary % lim->align || lim->src_boundary % lim->align)
 		return -EINVAL;
 	*s = (struct bc_splitter){
 		.spans = spans,
@@ -46,11 +47,19 @@ int bc_split_next(struct bc_splitter *s, struct bc_span *segs, uint32_t cap,
 	if (s->idx >= s->nr_spans || !max_segs)
 		return 0;
 
+	if (s->lim.dst_boundary)
+		room = bc_min_u64(room, s->lim.dst_boundary - s->dst % s->lim.dst_boundary);
 	*piece = (struct bc_piece){ .dst = s->dst };
 	while (s->idx < s->nr_spans && piece->nr_segs < max_segs && room) {
 		const struct bc_span *sp = &s->spans[s->idx];
 		uint64_t left = sp->len - s->skip;
 		uint64_t take = bc_min_u64(bc_min_u64(left, s->lim.max_seg_bytes), room);
+
+		if (s->lim.src_boundary) {
+			const uint64_t at = sp->src + s->skip;
+
+			take = bc_min_u64(take, s->lim.src_boundary - at % s->lim.src_boundary);
+		}
 
 		/* Cut only at aligned points unless the span ends here. */
 		if (take < left)

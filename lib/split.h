@@ -15,6 +15,8 @@ struct bc_split_limits {
 	uint64_t max_seg_bytes;
 	uint32_t max_segs;
 	uint32_t align;		/* all cut points are multiples of this (>= 1) */
+	/* Zones: no piece crosses a multiple of dst_boundary, no segment one of src_boundary. */
+	uint64_t dst_boundary, src_boundary;	/* 0: none */
 };
 
 /*

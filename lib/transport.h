@@ -61,6 +61,11 @@ struct io_uring_sqe *bc_io_sqe(struct bc_io_end *e);
  *                which bypass it); NULL where there is no page cache.
  *   invalidate:  drop cached pages of a byte range (after native
  *                commands); NULL where there is no page cache.
+ *   report_zones: up to @nr zones of a zoned device from the one holding
+ *                @off on; the number filled or -errno.  NULL: never zoned.
+ *   zone_sync:   after native commands wrote into zone @z behind the
+ *                kernel's back, make the kernel's cached write pointer of
+ *                @z the device's again (optional).
  * Emulation's data path:
  *   direct_ok:   O_DIRECT can be used on @d.
  *   io_max:      the largest single read or write, bytes.
@@ -86,6 +91,9 @@ struct bc_transport {
 	int (*flush)(struct blkcopy_dev *d);
 	int (*writeback)(struct blkcopy_dev *d);
 	void (*invalidate)(struct blkcopy_dev *d, uint64_t off, uint64_t len);
+	ssize_t (*report_zones)(struct blkcopy_dev *d, uint64_t off, struct blkcopy_zone *z,
+				size_t nr);
+	void (*zone_sync)(struct blkcopy_dev *d, const struct blkcopy_zone *z);
 
 	bool (*direct_ok)(const struct blkcopy_dev *d);
 	uint32_t (*io_max)(const struct blkcopy_dev *d);

@@ -361,8 +361,25 @@ static const char *method_of(const struct blkcopy_progress *p)
 	return name;
 }
 
+/*
+ * A zoned destination's write pointer after a copy: of the zone holding the
+ * last byte written (or the first byte, when none was).  -1: not zoned.
+ */
+static int64_t dst_write_pointer(struct blkcopy_dev *dst, uint64_t dst_off,
+				 const struct blkcopy_progress *p)
+{
+	struct blkcopy_info i;
+	struct blkcopy_zone z;
+
+	if (blkcopy_get_info(dst, &i) || i.zoned == BLKCOPY_ZONED_NONE)
+		return -1;
+	if (blkcopy_report_zones(dst, dst_off + (p->committed ? p->committed - 1 : 0), &z, 1) != 1)
+		return -1;
+	return (int64_t)z.write_pointer;
+}
+
 static void print_json(const struct blkcopy_progress *p, double secs, size_t nr, int err,
-		       const char *dev_err)
+		       const char *dev_err, int64_t wp)
 {
 	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
 	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
@@ -388,6 +405,10 @@ static void print_json(const struct blkcopy_progress *p, double secs, size_t nr,
 		json_string(stdout, dev_err);
 	else
 		fputs("null", stdout);
+	if (wp >= 0)
+		printf(",\"dst_write_pointer\":%" PRId64, wp);
+	else
+		fputs(",\"dst_write_pointer\":null", stdout);
 	fputs("}\n", stdout);
 }
 
@@ -446,7 +467,7 @@ static int run_copy(struct copy_args *a)
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)
 				p.total += a->ranges.v[i].len;
-			print_json(&p, 0, a->ranges.n, ret, why);
+			print_json(&p, 0, a->ranges.n, ret, why, dst_write_pointer(dst, a->dst_off, &p));
 		}
 		goto out;
 	}
@@ -475,7 +496,8 @@ static int run_copy(struct copy_args *a)
 	const char *dev_err = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
 
 	if (a->json) {
-		print_json(&p, secs, a->ranges.n, ret, ret ? dev_err : NULL);
+		print_json(&p, secs, a->ranges.n, ret, ret ? dev_err : NULL,
+			   dst_write_pointer(dst, a->dst_off, &p));
 	} else if (!ret) {
 		char b[32], r[32];
 		printf("copied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
@@ -567,6 +589,84 @@ static void mapping_text(const struct blkcopy_dev *d)
 	}
 }
 
+/* A zoned device's zones, summed up for `limits`. */
+struct zone_summary {
+	uint64_t nr, conventional;
+	uint64_t cap_min, cap_max;	/* of the sequential zones */
+	uint64_t short_cap;		/* sequential zones whose capacity is below their size */
+	int error;			/* the report failed: -errno */
+};
+
+static struct zone_summary zone_summary(struct blkcopy_dev *d, const struct blkcopy_info *i)
+{
+	struct zone_summary s = { .cap_min = UINT64_MAX };
+	struct blkcopy_zone z[256];
+	uint64_t off = 0;
+
+	if (i->zoned == BLKCOPY_ZONED_NONE)
+		return (struct zone_summary){ 0 };
+	while (off < i->capacity) {
+		ssize_t n = blkcopy_report_zones(d, off, z, sizeof(z) / sizeof(z[0]));
+
+		if (n <= 0) {
+			s.error = n ? (int)n : -EIO;
+			break;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			s.nr++;
+			if (z[k].type == BLKCOPY_ZONE_CONVENTIONAL) {
+				s.conventional++;
+				continue;
+			}
+			s.cap_min = z[k].capacity < s.cap_min ? z[k].capacity : s.cap_min;
+			s.cap_max = z[k].capacity > s.cap_max ? z[k].capacity : s.cap_max;
+			s.short_cap += z[k].capacity < z[k].len;
+		}
+		off = z[n - 1].start + z[n - 1].len;
+	}
+	if (s.cap_min == UINT64_MAX)
+		s.cap_min = 0;
+	return s;
+}
+
+static void zones_json(const struct blkcopy_info *i, const struct zone_summary *s)
+{
+	printf(",\"zoned\":\"%s\",\"zone_size\":%" PRIu64 ",\"zone_capacity\":%" PRIu64
+	       ",\"zone_capacity_max\":%" PRIu64 ",\"nr_zones\":%u,\"conventional_zones\":%" PRIu64
+	       ",\"max_open_zones\":%u,\"max_active_zones\":%u",
+	       blkcopy_zoned_name((enum blkcopy_zoned)i->zoned), i->zone_size, s->cap_min,
+	       s->cap_max, i->nr_zones, s->conventional, i->max_open_zones, i->max_active_zones);
+}
+
+static void zones_text(const struct blkcopy_info *i, const struct zone_summary *s)
+{
+	char a[32], b[32];
+
+	if (i->zoned == BLKCOPY_ZONED_NONE)
+		return;
+	printf("  zoned                   %s\n"
+	       "  zones                   %u of %s",
+	       blkcopy_zoned_name((enum blkcopy_zoned)i->zoned), i->nr_zones,
+	       human(i->zone_size, a, sizeof(a)));
+	if (s->conventional)
+		printf(" (%" PRIu64 " conventional)", s->conventional);
+	putchar('\n');
+	if (s->error)
+		printf("  zone_capacity           unknown: %s\n", strerror(-s->error));
+	else if (s->cap_min == s->cap_max)
+		printf("  zone_capacity           %s%s\n", human(s->cap_min, a, sizeof(a)),
+		       s->short_cap ? " (less than the zone size: the rest is never writable)" : "");
+	else
+		printf("  zone_capacity           differs: %s to %s; %" PRIu64 " of %" PRIu64
+		       " sequential zones have less than their size\n",
+		       human(s->cap_min, a, sizeof(a)), human(s->cap_max, b, sizeof(b)),
+		       s->short_cap, s->nr - s->conventional);
+	printf("  max_open_zones          %u%s\n"
+	       "  max_active_zones        %u%s\n",
+	       i->max_open_zones, i->max_open_zones ? "" : " (no limit)",
+	       i->max_active_zones, i->max_active_zones ? "" : " (no limit)");
+}
+
 static void limits_json(const struct blkcopy_info *i, bool first)
 {
 	printf("%s{\"device\":", first ? "" : ",");
@@ -645,12 +745,15 @@ static int cmd_limits(int argc, char **argv)
 			continue;
 		}
 		blkcopy_get_info(d, &info);
+		const struct zone_summary zs = zone_summary(d, &info);
 		if (json) {
 			limits_json(&info, !shown);
+			zones_json(&info, &zs);
 			mapping_json(d);
 			putchar('}');
 		} else {
 			limits_text(&info);
+			zones_text(&info, &zs);
 			mapping_text(d);
 		}
 		shown++;

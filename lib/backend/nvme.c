@@ -26,7 +26,6 @@
 
 #include "../backend.h"
 #include "../nvme.h"
-#include "../sysfs.h"
 #include "../transport/fd.h"
 #include "../util.h"
 
@@ -103,13 +102,11 @@ static int check_copy(struct blkcopy_dev *d, struct nvme_ns *ns)
 	struct bc_nvme_copy_caps caps;
 	if (bc_nvme_copy_caps(ctrl, id, d->lbs, &caps, d->probe_reason, sizeof(d->probe_reason)))
 		goto out;
-	char zoned[32];
-	if (!bc_sysfs_read(d->medium.disk, "queue/zoned", zoned, sizeof(zoned)) &&
-	    strcmp(zoned, "none")) {
-		snprintf(d->probe_reason, sizeof(d->probe_reason), "nvme: zoned namespace: native copy not supported");
-		goto out;
-	}
-
+	/*
+	 * Zoned namespaces (ZNS) take Copy too: its destination must be at the
+	 * zone's write pointer and within one zone, which validation and the
+	 * planner see to (one command in flight per zone).
+	 */
 	const uint64_t spb = d->lbs / BC_SECTOR;	/* sectors per block */
 	uint64_t cmd_blocks = caps.mcl;
 	if (cmd_blocks * d->lbs > MAX_CMD_BYTES)

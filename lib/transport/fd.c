@@ -84,6 +84,7 @@ static int probe_block(struct blkcopy_dev *d, struct fd_dev *f, const struct sta
 	d->rdev = st->st_rdev;
 	/* The disk itself; a partition layer moves the medium onto its disk. */
 	bc_medium_set_disk(&d->medium, st->st_rdev);
+	bc_fd_zoned_probe(d);
 	return 0;
 }
 
@@ -247,6 +248,25 @@ static void fd_invalidate(struct blkcopy_dev *d, uint64_t off, uint64_t len)
 		posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 }
 
+static ssize_t fd_report_zones(struct blkcopy_dev *d, uint64_t off, struct blkcopy_zone *z,
+			       size_t nr)
+{
+	const struct fd_dev *f = d->transport_data;
+
+	if (d->zoned.model == BLKCOPY_ZONED_NONE)
+		return -EOPNOTSUPP;
+	return bc_fd_report_zones(f->fd, off, z, nr);
+}
+
+static void fd_zone_sync(struct blkcopy_dev *d, const struct blkcopy_zone *z)
+{
+	const struct fd_dev *f = d->transport_data;
+
+	/* Through O_DIRECT only: a buffered write would fail later, in writeback. */
+	if (d->zoned.model != BLKCOPY_ZONED_NONE && f->fd_direct >= 0)
+		bc_fd_zone_sync(f->fd_direct, d->lbs, z);
+}
+
 static bool fd_direct_ok(const struct blkcopy_dev *d)
 {
 	const struct fd_dev *f = d->transport_data;
@@ -300,6 +320,8 @@ const struct bc_transport bc_transport_fd = {
 	.flush = fd_flush,
 	.writeback = fd_writeback,
 	.invalidate = fd_invalidate,
+	.report_zones = fd_report_zones,
+	.zone_sync = fd_zone_sync,
 	.direct_ok = fd_direct_ok,
 	.io_max = fd_io_max,
 	.io_open = fd_io_open,

@@ -49,6 +49,11 @@ static void check_plan(const struct bc_span *spans, size_t nr, const struct bc_s
 			CHECK_EQ(g->src, spans[idx].src + skip);
 			CHECK(skip % lim->align == 0, "cut at unaligned point %llu", (unsigned long long)skip);
 			CHECK(g->len <= spans[idx].len - skip, "segment runs past its span");
+			/* A zoned source: no segment reads across a zone boundary. */
+			if (lim->src_boundary)
+				CHECK(g->src / lim->src_boundary == (g->src + g->len - 1) / lim->src_boundary,
+				      "segment %llu+%llu crosses a source zone",
+				      (unsigned long long)g->src, (unsigned long long)g->len);
 			skip += g->len;
 			if (skip == spans[idx].len) {
 				idx++;
@@ -57,10 +62,24 @@ static void check_plan(const struct bc_span *spans, size_t nr, const struct bc_s
 			sum += g->len;
 		}
 		CHECK_EQ(sum, piece.len);
+		/* A zoned destination: no piece writes across a zone boundary. */
+		const uint64_t db = lim->dst_boundary;
+		if (db)
+			CHECK(piece.dst / db == (piece.dst + piece.len - 1) / db,
+			      "piece %llu+%llu crosses a destination zone",
+			      (unsigned long long)piece.dst, (unsigned long long)piece.len);
 		seen += piece.len;
-		/* Greedy: a piece ends early only when a limit leaves no room for one more block. */
+		/*
+		 * Greedy: a piece ends early only when a limit leaves no room for
+		 * one more block, at a destination zone's end, or where a source
+		 * zone ends inside its last segment's span.
+		 */
+		const struct bc_span *last = &segs[piece.nr_segs - 1];
+		const bool src_cut = lim->src_boundary && idx < nr &&
+				     (last->src + last->len) % lim->src_boundary == 0;
 		if (idx < nr)
-			CHECK(piece.nr_segs == max_segs || max_piece - piece.len < lim->align,
+			CHECK(piece.nr_segs == max_segs || max_piece - piece.len < lim->align ||
+			      (db && (piece.dst + piece.len) % db == 0) || src_cut,
 			      "piece cut short: %u segs, %llu bytes", piece.nr_segs,
 			      (unsigned long long)piece.len);
 	}
@@ -86,13 +105,17 @@ static void exhaustive(void)
 								     .len = (v % 5 + 1) * al };
 				for (uint32_t ms = 0; ms <= 3; ms++)
 					for (uint64_t sb = 0; sb <= 5; sb++)
-						for (uint64_t pb = 0; pb <= 7; pb++) {
+						for (uint64_t pb = 0; pb <= 7; pb++)
+							for (uint64_t z = 0; z < 9; z++) {
 							/* Unaligned limits (here +al/2) must round down. */
 							struct bc_split_limits lim = {
 								.max_segs = ms,
 								.max_seg_bytes = sb ? sb * al + al / 2 : 0,
 								.max_piece_bytes = pb ? pb * al : 0,
 								.align = al,
+								/* Zones of 0 (none), 2 or 3 blocks. */
+								.dst_boundary = (z % 3 ? z % 3 + 1 : 0) * al,
+								.src_boundary = (z / 3 ? z / 3 + 1 : 0) * al,
 							};
 							check_plan(spans, nr, &lim);
 						}
@@ -111,6 +134,11 @@ static void bad_limits(void)
 	lim = (struct bc_split_limits){ .align = 4096, .max_piece_bytes = 4095 };
 	CHECK_EQ(bc_split_init(&s, &sp, 1, 0, &lim), -EINVAL);
 	lim = (struct bc_split_limits){ .align = 0 };
+	CHECK_EQ(bc_split_init(&s, &sp, 1, 0, &lim), -EINVAL);
+	/* A zone boundary that is not a block boundary could never be honoured. */
+	lim = (struct bc_split_limits){ .align = 4096, .dst_boundary = 6144 };
+	CHECK_EQ(bc_split_init(&s, &sp, 1, 0, &lim), -EINVAL);
+	lim = (struct bc_split_limits){ .align = 4096, .src_boundary = 2048 };
 	CHECK_EQ(bc_split_init(&s, &sp, 1, 0, &lim), -EINVAL);
 }
 
