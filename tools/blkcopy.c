@@ -363,7 +363,8 @@ static const char *method_of(const struct blkcopy_progress *p)
 
 /*
  * A zoned destination's write pointer after a copy: of the zone holding the
- * last byte written (or the first byte, when none was).  -1: not zoned.
+ * last byte written (or the first byte, when none was).  -1: not zoned, or
+ * a conventional zone (which has none).
  */
 static int64_t dst_write_pointer(struct blkcopy_dev *dst, uint64_t dst_off,
 				 const struct blkcopy_progress *p)
@@ -373,7 +374,8 @@ static int64_t dst_write_pointer(struct blkcopy_dev *dst, uint64_t dst_off,
 
 	if (blkcopy_get_info(dst, &i) || i.zoned == BLKCOPY_ZONED_NONE)
 		return -1;
-	if (blkcopy_report_zones(dst, dst_off + (p->committed ? p->committed - 1 : 0), &z, 1) != 1)
+	if (blkcopy_report_zones(dst, dst_off + (p->committed ? p->committed - 1 : 0), &z, 1) != 1 ||
+	    z.type == BLKCOPY_ZONE_CONVENTIONAL)
 		return -1;
 	return (int64_t)z.write_pointer;
 }
