@@ -32,12 +32,14 @@ int blkcopy_check(struct blkcopy_dev *src, const struct blkcopy_range *ranges, s
 	ret = bc_validate(src, ranges, nr, dst, dst_off, flags, &total, bad_range);
 	if (!ret)
 		ret = bc_zone_validate(dst, dst_off, total);
-	if (ret || !(flags & BLKCOPY_NOEMULATION))
+	if (ret || (!(flags & BLKCOPY_NOEMULATION) && !bc_zoned_seq(dst)))
 		return ret;
 	n = bc_coalesce(ranges, nr, &spans);
 	if (n < 0)
 		return (int)n;
-	ret = bc_check_all_native(src, spans, (size_t)n, dst, dst_off, flags);
+	ret = bc_check_zoned_direct(src, spans, (size_t)n, dst, dst_off, flags);
+	if (!ret && (flags & BLKCOPY_NOEMULATION))
+		ret = bc_check_all_native(src, spans, (size_t)n, dst, dst_off, flags);
 	free(spans);
 	return ret;
 }

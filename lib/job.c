@@ -77,6 +77,19 @@ int bc_check_all_native(struct blkcopy_dev *src, const struct bc_span *spans, si
 	return ret;
 }
 
+int bc_check_zoned_direct(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
+			  struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags)
+{
+	/* The page cache writes back in any order: a zone takes only its write pointer. */
+	if (!bc_zoned_seq(dst) ||
+	    (!(flags & BLKCOPY_BUFFERED) && bc_emu_direct_ok(src, dst, spans, nr, dst_off)))
+		return 0;
+	snprintf(dst->error, sizeof(dst->error), "a zoned destination is written with O_DIRECT "
+		 "only (no BLKCOPY_BUFFERED; every range aligned to %u bytes)",
+		 src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align);
+	return -EINVAL;
+}
+
 static void free_job(struct blkcopy_job *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
@@ -185,14 +198,9 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 			  bc_emu_direct_ok(src, dst, j->spans, j->nr_spans, dst_off),
 		.zone_size = bc_zone_boundary(dst),
 	};
-	/* The page cache writes back in any order: a zone takes only its write pointer. */
-	if (bc_zoned_seq(dst) && !ep.direct) {
-		snprintf(dst->error, sizeof(dst->error), "a zoned destination is written with "
-			 "O_DIRECT only (no BLKCOPY_BUFFERED; every range aligned to %u bytes)",
-			 src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align);
-		ret = -EINVAL;
+	ret = bc_check_zoned_direct(src, j->spans, j->nr_spans, dst, dst_off, o.flags);
+	if (ret)
 		goto fail;
-	}
 	ret = bc_emu_create(src, dst, &ep, &j->emu);
 	if (ret)
 		goto fail;

@@ -151,6 +151,10 @@ struct blkcopy_job {
  */
 int bc_refresh_pair(struct blkcopy_dev *src, struct blkcopy_dev *dst);
 
+/* A host-managed destination is emulated through O_DIRECT only: 0, or -EINVAL with the reason on @dst. */
+int bc_check_zoned_direct(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
+			  struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags);
+
 /* BLKCOPY_NOEMULATION: every run can go native, else -EOPNOTSUPP with the reason on @dst. */
 int bc_check_all_native(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
 			struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags);
