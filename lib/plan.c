@@ -40,6 +40,10 @@ int bc_walk_next(struct bc_leaf_walk *w, struct bc_leaf_run *r)
 		len = bc_map_leaf(w->dst, r->top.dst, len, &r->dst, &r->dst_off);
 	if (!len)
 		return -EIO;
+	/* A run ends with its destination zone: zones go to different lanes, in parallel. */
+	const uint64_t zs = bc_zone_boundary(r->dst);
+	if (zs)
+		len = bc_min_u64(len, zs - r->dst_off % zs);
 	r->len = len;
 	w->skip += len;
 	w->dst_pos += len;
