@@ -33,7 +33,11 @@
 #                            a sanitizer report fails the check that ran into it
 #   BLKCOPY_LAB_CACHE=/var/cache/blkcopy-lab  kernel and module archive cache
 #   LAB_APT_UPDATE=1         run apt-get update before installing packages
-#   LAB_KERNEL=PKG           use this linux-image package instead of the current one
+#   LAB_KERNEL=PKG           use this linux-image package instead of the current one: a
+#                            real package or a metapackage, resolved like linux-image-amd64;
+#                            LAB_KERNEL=linux-image-6.12-amd64 boots Debian's 6.12 (from
+#                            bookworm-security).  The cache keeps one kernel per series
+#                            (6.1, 6.12), so alternating runs download nothing.
 #   LAB_BENCH=1              also run tests/lab/bench-*.sh and tests/lab/iscsi/bench-*.sh
 #   LAB_ISCSI_PORT=3260      host port (127.0.0.1) forwarded to the iSCSI target guest
 #   LAB_*                    every LAB_ variable is passed to the guest (/etc/lab/config)
@@ -111,7 +115,7 @@ parse_args() {
 # Host packages.  apt-get update runs only when an install fails (or when
 # LAB_APT_UPDATE=1): .ci/run has already updated the lists.
 HOST_PKGS=(qemu-system-x86 busybox-static kmod cpio nvme-cli sg3-utils dmsetup util-linux
-	fdisk gzip jq bash coreutils diffutils python3 iproute2 iptables libiscsi-bin)
+	fdisk gzip xz-utils jq bash coreutils diffutils python3 iproute2 iptables libiscsi-bin)
 
 install_host_packages() {
 	local p missing=()

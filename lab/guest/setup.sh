@@ -159,10 +159,12 @@ trim() {
 # brd: ram0 goes under LUN_IBLOCK (iblock holds it exclusively), ram1 is
 # for the tests; 64 MiB each.
 setup_modules() {
-	local m args err missing=""
+	local m f args err missing=""
 	while read -r m; do
 		args=""
 		[ "$m" = brd.ko ] && args="rd_nr=2 rd_size=65536"
+		# null_blk would make a 250 GB nullb0 without memory; ours come from configfs.
+		[ "$m" = null_blk.ko ] && args="nr_devices=0"
 		# A CPU-specific module (crct10dif-pclmul) may refuse to load; what
 		# counts is that every wanted module is there afterwards.
 		err=$(insmod "/lab-modules/$m" $args 2>&1) || echo "insmod $m: $err"
@@ -175,6 +177,11 @@ setup_modules() {
 		fi
 		missing+=" $m"
 	done </lab-modules/want
+	# What the host found built in, or optional and not in this kernel.
+	for f in builtin absent; do
+		m=$(tr '\n' ' ' <"/lab-modules/$f" 2>/dev/null)
+		[ -n "${m// /}" ] && result "INFO modules $f in $(uname -r): $m"
+	done
 	[ -z "$missing" ] || { setup_fail modules "not loaded:$missing"; return 1; }
 	grep -q " $CFS " /proc/mounts || mount -t configfs configfs "$CFS"
 	setup_pass modules
