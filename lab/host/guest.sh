@@ -22,6 +22,23 @@ NVME_NAMESPACES=(
 NVME_SERIAL=lab-nvme-1
 NOCOPY_SERIAL=lab-nocopy
 
+# Controller 2 (serial lab-zns): host-managed zoned namespaces (ZNS) and one
+# conventional namespace, to compare zoned and conventional targets on the
+# same controller.  QEMU keeps the zone states in memory, not in the image,
+# so every zone starts empty.  Zone sizes are powers of two (Linux takes no
+# other); no open/active limits (0) except on "bench", where the limits are
+# part of what a GC benchmark must live with.  zoned.cross_read stays false
+# (QEMU's default): a read across a zone boundary fails, as on drives that
+# do not offer it, so nothing may count on it.
+ZNS_NAMESPACES=(
+	"1 base  64M  zoned=true,zoned.zone_size=4M,zoned.zone_capacity=4M"
+	"2 cap   64M  zoned=true,zoned.zone_size=4M,zoned.zone_capacity=3M"
+	"3 dm    64M  zoned=true,zoned.zone_size=4M,zoned.zone_capacity=4M"
+	"4 bench 512M zoned=true,zoned.zone_size=32M,zoned.zone_capacity=32M,zoned.max_open=4,zoned.max_active=6"
+	"5 conv  128M "
+)
+ZNS_SERIAL=lab-zns
+
 # make_disks: sparse images, new each run.
 make_disks() {
 	local ns nsid name size props
@@ -29,24 +46,36 @@ make_disks() {
 		read -r nsid name size props <<<"$ns"
 		truncate -s "$size" "$LAB_RUN/nvme-$name.img" || return 1
 	done
+	for ns in "${ZNS_NAMESPACES[@]}"; do
+		read -r nsid name size props <<<"$ns"
+		truncate -s "$size" "$LAB_RUN/zns-$name.img" || return 1
+	done
 	truncate -s 64M "$LAB_RUN/nocopy.img"
 }
 
+# qemu_nvme ID SERIAL IMAGE-PREFIX NAMESPACE...: one controller and its
+# namespaces ("nsid name size props" as above) onto QEMU.
+qemu_nvme() {
+	local id=$1 serial=$2 prefix=$3 ns nsid name size props
+	shift 3
+	QEMU+=(-device "nvme,id=$id,serial=$serial")
+	for ns in "$@"; do
+		read -r nsid name size props <<<"$ns"
+		# cache=unsafe: host durability means nothing to a throw-away image,
+		# and the guest's many flushes would otherwise each cost an fsync.
+		QEMU+=(-drive "file=$LAB_RUN/$prefix-$name.img,if=none,id=$id-ns$nsid,format=raw,cache=unsafe"
+			-device "nvme-ns,drive=$id-ns$nsid,bus=$id,nsid=$nsid${props:+,$props}")
+	done
+}
+
 qemu_command() {
-	local ns nsid name size props
 	QEMU=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1536
 		-nodefaults -nographic -no-reboot -monitor none
 		-serial "file:$LAB_RUN/console.log" -serial "file:$LAB_RUN/results.log"
 		-kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$LAB_RUN/initrd.img"
-		-append "console=ttyS0 panic=-1 quiet"
-		-device "nvme,id=nvme1,serial=$NVME_SERIAL")
-	for ns in "${NVME_NAMESPACES[@]}"; do
-		read -r nsid name size props <<<"$ns"
-		# cache=unsafe: host durability means nothing to a throw-away image,
-		# and the guest's many flushes would otherwise each cost an fsync.
-		QEMU+=(-drive "file=$LAB_RUN/nvme-$name.img,if=none,id=ns$nsid,format=raw,cache=unsafe"
-			-device "nvme-ns,drive=ns$nsid,bus=nvme1,nsid=$nsid${props:+,$props}")
-	done
+		-append "console=ttyS0 panic=-1 quiet")
+	qemu_nvme nvme1 "$NVME_SERIAL" nvme "${NVME_NAMESPACES[@]}"
+	qemu_nvme nvme2 "$ZNS_SERIAL" zns "${ZNS_NAMESPACES[@]}"
 	QEMU+=(-drive "file=$LAB_RUN/nocopy.img,if=none,id=nocopy,format=raw,cache=unsafe"
 		-device "virtio-blk-pci,drive=nocopy,serial=$NOCOPY_SERIAL")
 }
