@@ -19,6 +19,17 @@
 #   DM_RO DM_SUSP DM_RELOAD   device-mapper stacks for tests/lab/50-dm.sh
 #       (DM_OVER_DM_BASE, lab-under, is a dm device held by DM_OVER_DM: only
 #       read, never a blkcopy destination, since dm holds it exclusively)
+#   Zoned (host-managed; lab/guest/zoned.sh, listed in LAB_ZONED_DEVICES,
+#   not in LAB_DEVICES; every zone reset at setup):
+#   ZNS ZNS_CAP ZNS_DM ZNS_BENCH   namespaces 1..4 of the QEMU NVMe
+#       controller with serial lab-zns (ZNS_CTRL; NAME_NG as above): 64 MiB
+#       in 4 MiB zones (ZNS_CAP: 3 MiB writable in each), ZNS_BENCH 512 MiB
+#       in 32 MiB zones with at most 4 open and 6 active
+#   ZNS_CONV  namespace 5 of lab-zns, 128 MiB, conventional (in LAB_DEVICES)
+#   DM_ZONED  dm-linear over zones 4..11 of ZNS_DM (ZNS_DM is held by it)
+#   NULLB_ZONED NULLB_ZONED_CAP   null_blk (configfs, memory backed): 64 MiB,
+#       4 KiB blocks, 4 MiB zones of which the first 2 are conventional;
+#       NULLB_ZONED_CAP has 3 MiB of capacity in each (where the kernel can)
 #
 # Who owns which sectors (512-byte) of the disks under device-mapper.  The
 # tests write to these regions only through the dm devices named here (and
@@ -97,7 +108,10 @@ DM_CRYPT_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 DM_RELOAD_START=114688 DM_RELOAD_ALT_START=131072 DM_RELOAD_SECTORS=16384	# on NVME_DM2_PART2
 DM_STRIPED_LUNS_CHUNK=8 DM_STRIPED_LUNS_SECTORS=131072	# 2 x LUN_STRIPE1/2
 # Modules the guest may do without: only the device that needs them is lost.
-LAB_OPTIONAL_MODULES=" ecb.ko xts.ko dm-crypt.ko "
+LAB_OPTIONAL_MODULES=" ecb.ko xts.ko dm-crypt.ko null_blk.ko "
+
+# The zoned devices (ZNS, DM_ZONED, NULLB_ZONED*): setup_zoned.
+. "${BASH_SOURCE[0]%/*}/zoned.sh"
 
 # ---------------------------------------------------------------------------
 # Reporting and the env file
@@ -190,13 +204,14 @@ setup_modules() {
 # ---------------------------------------------------------------------------
 # NVMe
 
-# nvme_ns_disk NSID: the block device of namespace NSID of our controller.
+# nvme_ns_disk NSID [SERIAL]: the block device of namespace NSID of the
+# controller with serial SERIAL (default: NVME_SERIAL's).
 nvme_ns_disk() {
-	local b
+	local b serial=${2:-$NVME_SERIAL}
 	for b in /sys/block/nvme*n*; do
 		[[ ${b##*/} =~ ^nvme[0-9]+n[0-9]+$ ]] || continue
 		[ "$(trim "$b/nsid")" = "$1" ] || continue
-		[ "$(trim "$b/device/serial")" = "$NVME_SERIAL" ] || continue
+		[ "$(trim "$b/device/serial")" = "$serial" ] || continue
 		echo "/dev/${b##*/}"
 		return 0
 	done
@@ -220,21 +235,28 @@ nvme_ng_node() {
 	[ "$id" = "$2" ] && echo "$ng"
 }
 
-# nvme_export NSID NAME: env entries of one namespace, with its copy limits
-# as the namespace reports them (MSRC is 0-based: ranges = MSRC + 1).
+# nvme_export NSID NAME: env entries of one namespace of controller 1.
 nvme_export() {
-	local nsid=$1 name=$2 dev ng js mssrl mcl msrc
-	dev=$(nvme_ns_disk "$nsid")
-	env_device "$name" "$dev" nvme
+	local dev
+	dev=$(nvme_ns_disk "$1")
+	env_device "$2" "$dev" nvme
+	nvme_export_ns "$1" "$2" "$dev"
+}
+
+# nvme_export_ns NSID NAME DEV [STEP]: the NVMe entries of namespace DEV:
+# NAME_NSID, its copy limits as the namespace reports them (MSRC is 0-based:
+# ranges = MSRC + 1) and NAME_NG; a failure fails setup step STEP (nvme).
+nvme_export_ns() {
+	local nsid=$1 name=$2 dev=$3 step=${4:-nvme} ng js mssrl mcl msrc
 	env_set "${name}_NSID" "$nsid"
-	js=$(nvme id-ns "$dev" -o json 2>/dev/null) || { setup_fail nvme "nvme id-ns $dev failed"; return 1; }
+	js=$(nvme id-ns "$dev" -o json 2>/dev/null) || { setup_fail "$step" "nvme id-ns $dev failed"; return 1; }
 	# One jq for the three: each start costs about 0.4 s under TCG.
 	read -r mssrl mcl msrc < <(jq -r '"\(.mssrl // 0) \(.mcl // 0) \(.msrc // 0)"' <<<"$js")
 	env_set "${name}_MSSRL" "$mssrl"
 	env_set "${name}_MCL" "$mcl"
 	env_set "${name}_MSRC" "$msrc"
 	ng=$(nvme_ng_node "$dev" "$nsid") ||
-		{ setup_fail nvme "no passthrough node answering nsid $nsid for $dev"; return 1; }
+		{ setup_fail "$step" "no passthrough node answering nsid $nsid for $dev"; return 1; }
 	env_set "${name}_NG" "$ng"
 }
 
@@ -683,6 +705,7 @@ lab_setup() {
 	setup_gpt NVME_DM2 _PART "$DM2_PART_TABLE" "$DM2_PART_STARTS"
 	setup_dm
 	setup_dm_stacks
+	setup_zoned
 	make_dev_links
 	env_set LAB_DEVICES "$LAB_DEVICES"
 	while IFS= read -r l; do

@@ -9,7 +9,7 @@
 # libraries sit where the host's binaries expect them.
 
 # Real tools (not busybox applets): their options are what the scripts use.
-GUEST_TOOLS=(bash jq sfdisk partx blockdev losetup lsblk nvme dmsetup
+GUEST_TOOLS=(bash jq sfdisk partx blockdev losetup lsblk nvme dmsetup blkzone
 	sg_inq sg_vpd sg_readcap sg_turs sg_raw sg_xcopy sg_copy_results
 	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync split)
 
