@@ -144,11 +144,12 @@ iscsi_boot() {
 	echo "$ISCSI_QPID" >"$ISCSI_PID_FILE"
 }
 
-# iscsi_wait_ready: the guest's result lines until its ready marker, within
-# LAB_ISCSI_BOOT_TIMEOUT; a guest that dies or never gets there is one
-# counted failure.
+# iscsi_wait_ready [RETRY]: the guest's result lines until its ready marker,
+# within LAB_ISCSI_BOOT_TIMEOUT; a guest that dies or never gets there is one
+# counted failure, except that with RETRY=1 a kernel that panicked before
+# /init (panicked_before_init, lab/host/guest.sh) returns 2, not counted.
 iscsi_wait_ready() {
-	local fd start=$SECONDS why=""
+	local fd start=$SECONDS why="" retry=${1:-0}
 	exec {fd}<"$LAB_RUN/iscsi-results.log"
 	while true; do
 		read_results "$fd"
@@ -166,6 +167,10 @@ iscsi_wait_ready() {
 	read_results "$fd"
 	exec {fd}<&-
 	[[ -z $why ]] && return 0
+	if [[ $retry == 1 ]] && ! kill -0 "$ISCSI_QPID" 2>/dev/null &&
+		panicked_before_init "$LAB_RUN/iscsi-console.log" "$LAB_RUN/iscsi-results.log"; then
+		return 2
+	fi
 	echo "FAIL lab-iscsi: target guest $why; last console lines ($LAB_RUN/iscsi-console.log):"
 	console_tail "$LAB_RUN/iscsi-console.log" 20
 	[[ -s $LAB_RUN/iscsi-qemu.log ]] && { echo "  qemu said:"; console_tail "$LAB_RUN/iscsi-qemu.log" 5; }
@@ -302,7 +307,7 @@ iscsi_interrupted() {
 # run (the scripts, then stop), keep (the scripts, then leave it running),
 # start (no scripts, leave it running).  0 when nothing in it failed.
 iscsi_phase() {
-	local mode=$1 failed_before=$R_FAILED s t=$SECONDS keep=0
+	local mode=$1 failed_before=$R_FAILED s t=$SECONDS keep=0 rc
 	[[ $mode != run ]] && keep=1
 	: >"$LAB_RUN/iscsi-tests.log"
 	iscsi_initrd || { result_line "FAIL lab-iscsi: could not build the target's initramfs"; return 1; }
@@ -312,7 +317,17 @@ iscsi_phase() {
 	say "booting the iSCSI target guest (port $LAB_ISCSI_PORT; console: $LAB_RUN/iscsi-console.log)"
 	iscsi_boot "$keep"
 	trap 'iscsi_interrupted' INT TERM HUP
-	if iscsi_wait_ready; then
+	iscsi_wait_ready 1
+	rc=$?
+	if [[ $rc == 2 ]]; then
+		cp "$LAB_RUN/iscsi-console.log" "$LAB_RUN/iscsi-console-boot1.log"
+		result_line "INFO lab-iscsi: the target's kernel panicked before /init ($(grep -a -m1 -o 'Oops:.*\|Kernel panic.*' "$LAB_RUN/iscsi-console.log" | tr -d '\r')); booting it once more (first console: $LAB_RUN/iscsi-console-boot1.log)"
+		wait "$ISCSI_QPID" 2>/dev/null
+		iscsi_boot "$keep"
+		iscsi_wait_ready
+		rc=$?
+	fi
+	if [[ $rc == 0 ]]; then
 		say "iSCSI target ready after $((SECONDS - t)) s"
 		iscsi_env
 		if [[ $mode != start ]]; then
