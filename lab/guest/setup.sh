@@ -26,7 +26,8 @@
 #       in 4 MiB zones (ZNS_CAP: 3 MiB writable in each), ZNS_BENCH 512 MiB
 #       in 32 MiB zones with at most 4 open and 6 active
 #   ZNS_CONV  namespace 5 of lab-zns, 128 MiB, conventional (in LAB_DEVICES)
-#   DM_ZONED  dm-linear over zones 4..11 of ZNS_DM (ZNS_DM is held by it)
+#   DM_ZONED  dm-linear over zones 4..11 of ZNS_DM (which it holds: blkzone
+#       opens ZNS_DM only with -f)
 #   NULLB_ZONED NULLB_ZONED_CAP   null_blk (configfs, memory backed): 64 MiB,
 #       4 KiB blocks, 4 MiB zones of which the first 2 are conventional;
 #       NULLB_ZONED_CAP has 3 MiB of capacity in each (where the kernel can)

@@ -28,7 +28,9 @@ ZNS_LAYOUT=(
 # The conventional namespace on the same controller.
 ZNS_CONV_NSID=5 ZNS_CONV_MIB=128
 # DM_ZONED: dm-linear over zones 4..11 of ZNS_DM.  A zoned table must start
-# and end on zone boundaries (dm refuses it otherwise).
+# and end on zone boundaries (dm refuses it otherwise).  dm then holds ZNS_DM:
+# blkzone refuses to open it (reset its zones through DM_ZONED, or outside
+# the mapping with blkzone -f); plain reads and writes still work.
 DM_ZONED_NAME=lab-zoned-linear DM_ZONED_FIRST_ZONE=4 DM_ZONED_ZONES=8
 # null_blk devices made through configfs: env name, configfs directory (also
 # the disk's name: Debian's 6.1 and 6.12 name it so; older kernels call it
@@ -62,7 +64,7 @@ zone_scan() {
 	local line len cap wp cond type out
 	Z_NR=0 Z_CONV=0 Z_USED=0 Z_LEN="" Z_CAP="" Z_FIRST=""
 	out=$(blkzone report "$1" 2>&1) || { ZERR="blkzone report $1: $out"; return 1; }
-	local re='len 0x([0-9a-f]+),( cap 0x([0-9a-f]+),)? wptr 0x([0-9a-f]+) .*zcond: *([0-9]+)\(([a-z]+)\) \[type: *([0-9]+)'
+	local re='len 0x([0-9a-f]+),( cap 0x([0-9a-f]+),)? wptr 0x([0-9a-f]+) .*zcond: *([0-9]+)\(([a-z0-9]+)\) \[type: *([0-9]+)'
 	while IFS= read -r line; do
 		[[ $line =~ $re ]] || continue
 		len=$((16#${BASH_REMATCH[1]}))

@@ -238,6 +238,56 @@ md5_region() {
 }
 
 # ---------------------------------------------------------------------------
+# Zoned devices: LAB_ZONED_DEVICES, each NAME with NAME_ZONE_SIZE,
+# NAME_ZONE_CAP, NAME_NR_ZONES, NAME_NR_CONV, NAME_MAX_OPEN, NAME_MAX_ACTIVE
+# (lab/guest/zoned.sh); all their zones are empty when the tests start.
+
+# lab_zoned_devices: the names (ZNS, ZNS_CAP, DM_ZONED, NULLB_ZONED, ...).
+lab_zoned_devices() {
+	tr ',' '\n' <<<"${LAB_ZONED_DEVICES:-}"
+}
+
+# zone_at DEV OFF: the zone of DEV that holds byte OFF (to_bytes forms), from
+# one "blkzone report", into ZN_START ZN_LEN ZN_CAP ZN_WP (bytes from the
+# start of DEV; ZN_WP is where the next write must land, for a zone that is
+# not full: devices differ on a full zone's), ZN_COND (blkzone's words: nw, em, oi,
+# oe, cl, fu, ro, of) and ZN_TYPE (conv or seq).  Returns 1, WHY set, if
+# there is no such zone.
+zone_at() {
+	local off out line re
+	size_var off "$2"
+	out=$(blkzone report -o $((off / 512)) -c 1 "$1" 2>&1) || { WHY="blkzone report $1 at $off: $out"; return 1; }
+	re='start: 0x([0-9a-f]+), len 0x([0-9a-f]+),( cap 0x([0-9a-f]+),)? wptr 0x([0-9a-f]+) .*zcond: *[0-9]+\(([a-z0-9]+)\) \[type: *([0-9]+)'
+	while IFS= read -r line; do
+		[[ $line =~ $re ]] || continue
+		ZN_START=$((16#${BASH_REMATCH[1]} * 512))
+		ZN_LEN=$((16#${BASH_REMATCH[2]} * 512))
+		ZN_CAP=$((16#${BASH_REMATCH[4]:-${BASH_REMATCH[2]}} * 512))
+		# blkzone gives the write pointer relative to the zone start.
+		ZN_WP=$((ZN_START + 16#${BASH_REMATCH[5]} * 512))
+		ZN_COND=${BASH_REMATCH[6]}
+		ZN_TYPE=seq
+		[[ ${BASH_REMATCH[7]} == 1 ]] && ZN_TYPE=conv ZN_WP=$ZN_START
+		((off >= ZN_START && off < ZN_START + ZN_LEN)) && return 0
+	done <<<"$out"
+	WHY="no zone of $1 holds byte $off: $(head -c 200 <<<"$out")"
+	return 1
+}
+
+# zones_reset DEV [OFF LEN]: reset every zone of DEV, or those of OFF..OFF+LEN
+# (zone aligned, to_bytes forms).
+zones_reset() {
+	local off len out
+	if [[ $# -ge 3 ]]; then
+		size_var off "$2"
+		size_var len "$3"
+		out=$(blkzone reset -o $((off / 512)) -l $((len / 512)) "$1" 2>&1)
+	else
+		out=$(blkzone reset "$1" 2>&1)
+	fi || { WHY="blkzone reset $1${2:+ $2 $3}: $out"; return 1; }
+}
+
+# ---------------------------------------------------------------------------
 # Running blkcopy
 
 # bcp ARGS...: run blkcopy; stdout in $T_OUT, stderr in $T_ERR, status in $RC.
