@@ -135,10 +135,10 @@ install_host_packages() {
 build_blkcopy() {
 	bash scripts/deps.sh >&2 || return 1
 	if [[ $LAB_SANITIZE == 1 ]]; then
-		bash scripts/build.sh "$(basename "$LAB_BUILD")" -Dbuildtype=debugoptimized \
+		bash scripts/build.sh "$LAB_BUILD" -Dbuildtype=debugoptimized \
 			-Db_sanitize=address,undefined -Db_lundef=false >&2
 	else
-		bash scripts/build.sh "$(basename "$LAB_BUILD")" -Dbuildtype=release >&2
+		bash scripts/build.sh "$LAB_BUILD" -Dbuildtype=release >&2
 	fi
 }
 
