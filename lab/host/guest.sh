@@ -27,14 +27,15 @@ NOCOPY_SERIAL=lab-nocopy
 # same controller.  QEMU keeps the zone states in memory, not in the image,
 # so every zone starts empty.  Zone sizes are powers of two (Linux takes no
 # other); no open/active limits (0) except on "bench", where the limits are
-# part of what a GC benchmark must live with.  zoned.cross_read stays false
+# part of what a GC benchmark must live with (its copy limits, 4 MiB and 128
+# ranges per command, let a command carry a GC batch).  zoned.cross_read stays false
 # (QEMU's default): a read across a zone boundary fails, as on drives that
 # do not offer it, so nothing may count on it.
 ZNS_NAMESPACES=(
 	"1 base  64M  zoned=true,zoned.zone_size=4M,zoned.zone_capacity=4M"
 	"2 cap   64M  zoned=true,zoned.zone_size=4M,zoned.zone_capacity=3M"
 	"3 dm    64M  zoned=true,zoned.zone_size=4M,zoned.zone_capacity=4M"
-	"4 bench 512M zoned=true,zoned.zone_size=32M,zoned.zone_capacity=32M,zoned.max_open=4,zoned.max_active=6"
+	"4 bench 512M zoned=true,zoned.zone_size=32M,zoned.zone_capacity=32M,zoned.max_open=4,zoned.max_active=6,mssrl=8192,mcl=8192,msrc=127"
 	"5 conv  128M "
 )
 ZNS_SERIAL=lab-zns

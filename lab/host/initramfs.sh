@@ -100,6 +100,8 @@ project_cpio() {
 		add_binary "$root" "$p" || return 1
 	done
 	add_binary "$root" "$LAB_BUILD/tools/blkcopy" || return 1
+	# The benchmarks' baseline, the naive pread/pwrite loop (bench/naive-copy.c).
+	add_binary "$root" "$LAB_BUILD/bench/naive-copy" || return 1
 	for p in "${LAB_PROGRAMS[@]}"; do
 		[[ -x $LAB_BUILD/tests/lab/$p ]] || { say "$LAB_BUILD/tests/lab/$p was not built"; return 1; }
 		add_binary "$root" "$LAB_BUILD/tests/lab/$p" || return 1

@@ -10,24 +10,16 @@
 # kernel's cached write pointers, Linux 6.10+).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# zone_field DEV OFF FIELD: start, len, cap or wptr (bytes) of the zone holding OFF, as blkzone says.
-zone_field() {
-	local line v
-	line=$(blkzone report -o $(($2 / 512)) -c 1 "$1" 2>/dev/null) || return 1
-	v=$(sed -n "s/.*$3:\{0,1\} \(0x[0-9a-f]*\).*/\1/p" <<<"$line")
-	[[ -n $v ]] || return 1
-	echo $((v * 512))
-}
-# zone_wp DEV OFF: the absolute write pointer of the zone holding OFF.
+# zone_wp DEV OFF: where the zone holding OFF is written up to (a full zone: its capacity's end).
 zone_wp() {
-	local s w
-	s=$(zone_field "$1" "$2" start) && w=$(zone_field "$1" "$2" wptr) || return 1
-	echo $((s + w))
+	zone_at "$1" "$2" || return 1
+	if [[ $ZN_COND == fu ]]; then
+		echo $((ZN_START + ZN_CAP))
+	else
+		echo "$ZN_WP"
+	fi
 }
-# zreset DEV OFF LEN: reset the zones of [OFF, OFF+LEN).
-zreset() {
-	blkzone reset -o $(($2 / 512)) -l $(($3 / 512)) "$1"
-}
+zreset() { zones_reset "$@"; }
 # zfill DEV OFF LEN: fresh random bytes at OFF, which must be its zone's write pointer.
 zfill() {
 	dd if=/dev/urandom of="$1" bs=1M iflag=count_bytes,fullblock count="$3" \
@@ -165,8 +157,7 @@ case_capacity_fill() {
 	need ZNS_CAP || return 77
 	zreset "$ZNS_CAP" $((8 * MiB)) $((4 * MiB))
 	zcopy "$ZNS_CAP" "$ZNS_CAP" 8m 0:3m && native_only || return 1
-	[[ $(blkzone report -o $((8 * MiB / 512)) -c 1 "$ZNS_CAP") == *"(fu)"* ]] ||
-		{ WHY="zone at 8 MiB is not full"; return 1; }
+	zone_at "$ZNS_CAP" 8m && [[ $ZN_COND == fu ]] || { WHY="zone at 8 MiB is not full (${ZN_COND:-?})"; return 1; }
 	json_check "$T_OUT" ".dst_write_pointer == $((11 * MiB))" "dst_write_pointer is not the capacity's end"
 }
 

@@ -11,7 +11,7 @@
 
 ZS=$((32 * MiB))
 
-zreset() { blkzone reset -o $(($2 / 512)) -l $(($3 / 512)) "$1"; }
+zreset() { zones_reset "$@"; }
 
 # best_of CMD...: the best wall time (s) of REPEAT runs, "wall cpu"; BENCH_BEFORE runs before each.
 best_of() {
