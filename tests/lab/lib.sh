@@ -275,15 +275,17 @@ zone_at() {
 }
 
 # zones_reset DEV [OFF LEN]: reset every zone of DEV, or those of OFF..OFF+LEN
-# (zone aligned, to_bytes forms).
+# (zone aligned, to_bytes forms).  Also on a disk that dm holds (ZNS_DM under
+# DM_ZONED): --force opens it without O_EXCL, which blkzone asks for
+# otherwise, and dm-linear keeps no state that a reset below it could upset.
 zones_reset() {
 	local off len out
 	if [[ $# -ge 3 ]]; then
 		size_var off "$2"
 		size_var len "$3"
-		out=$(blkzone reset -o $((off / 512)) -l $((len / 512)) "$1" 2>&1)
+		out=$(blkzone reset --force -o $((off / 512)) -l $((len / 512)) "$1" 2>&1)
 	else
-		out=$(blkzone reset "$1" 2>&1)
+		out=$(blkzone reset --force "$1" 2>&1)
 	fi || { WHY="blkzone reset $1${2:+ $2 $3}: $out"; return 1; }
 }
 
