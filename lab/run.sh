@@ -24,7 +24,7 @@
 # reported the end of its run.
 #
 # Environment:
-#   LAB_TIMEOUT=600          whole guest run, in seconds (also --timeout)
+#   LAB_TIMEOUT=900          whole guest run, in seconds (also --timeout)
 #   LAB_SCRIPT_TIMEOUT=300   each tests/lab script, in seconds (in the guest)
 #   LAB_RUN=/tmp/blkcopy-lab run directory: disk images, logs (recreated each run)
 #   LAB_BUILD=build-lab      blkcopy build directory (two labs at once need two)
@@ -51,7 +51,7 @@ export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 . "$top/lab/host/initramfs.sh"
 . "$top/lab/host/guest.sh"
 
-LAB_TIMEOUT=${LAB_TIMEOUT:-600}
+LAB_TIMEOUT=${LAB_TIMEOUT:-900}
 LAB_SCRIPT_TIMEOUT=${LAB_SCRIPT_TIMEOUT:-300}
 LAB_RUN=${LAB_RUN:-/tmp/blkcopy-lab}
 LAB_CACHE=${BLKCOPY_LAB_CACHE:-/var/cache/blkcopy-lab}

@@ -52,7 +52,7 @@ const char *blkcopy_strerror(int err)
 	case EINVAL: return "invalid argument (offset or length not aligned to the logical block size?)";
 	case ENXIO: return "source range past the end of the source";
 	case ENOSPC: return "destination range past the end of the destination";
-	case EROFS: return "destination (or a zone of it) is read-only";
+	case EROFS: return "destination is read-only";
 	case EBADF: return "destination not opened for writing";
 	case EADDRINUSE: return "source range overlaps the destination";
 	case ESPIPE: return "destination is not at the write pointer of its zone";

@@ -77,19 +77,24 @@ static bool same_identity(const struct bc_nvme_identity *a, const struct bc_nvme
 	       !memcmp(a->subnqn, b->subnqn, sizeof(a->subnqn));
 }
 
-/* "nvme0n1" -> 1, "ng2n13" -> 13; 0 for anything else (nvme0c0n1 paths, partitions). */
-static uint32_t name_nsid(const char *name, const char *prefix)
+/*
+ * A namespace node's name: "nvme0n1", "ng2n13"; not a path of a multipath
+ * head ("nvme0c0n1") nor a partition.  The number after the n is the
+ * kernel's instance, which is not always the NSID (Linux 6.12 numbers them
+ * in the order it finds them): only the namespace itself can say its NSID.
+ */
+static bool namespace_node_name(const char *name, const char *prefix)
 {
 	const char *p = name + strlen(prefix);
 	char *end;
 
 	if (strncmp(name, prefix, strlen(prefix)) || *p < '0' || *p > '9')
-		return 0;
+		return false;
 	strtoul(p, &end, 10);
 	if (*end != 'n' || end[1] < '0' || end[1] > '9')
-		return 0;
-	unsigned long n = strtoul(end + 1, &end, 10);
-	return *end || n > UINT32_MAX ? 0 : (uint32_t)n;
+		return false;
+	strtoul(end + 1, &end, 10);
+	return !*end;
 }
 
 /* Names alone do not prove it (with native multipath the numbers differ): each candidate is asked. */
@@ -106,7 +111,7 @@ int bc_nvme_find_node(const char *dir, const char *prefix, const struct bc_nvme_
 		struct bc_nvme_identity id;
 		int fd;
 
-		if (name_nsid(de->d_name, prefix) != want->nsid)
+		if (!namespace_node_name(de->d_name, prefix))
 			continue;
 		snprintf(path, size, "/dev/%s", de->d_name);
 		fd = open(path, O_RDWR | O_CLOEXEC);
@@ -128,7 +133,7 @@ int bc_nvme_block_path(dev_t chr, char *path, size_t size)
 	int fd, ret;
 
 	/* The kernel's name for the node, as /dev holds it (no /dev/char links without udev). */
-	if (bc_sysfs_devname("char", chr, name, sizeof(name)) || !name_nsid(name, "ng"))
+	if (bc_sysfs_devname("char", chr, name, sizeof(name)) || !namespace_node_name(name, "ng"))
 		return -ENOTBLK;
 	snprintf(node, sizeof(node), "/dev/%s", name);
 	fd = open(node, O_RDONLY | O_CLOEXEC);
