@@ -139,6 +139,14 @@ int bc_plan_all_native(const struct blkcopy_dev *src, const struct bc_span *span
 						 BC_MAX_LANES);
 					return -EOPNOTSUPP;
 				}
+				/* Two sources' lanes would race for one zone's write pointer. */
+				for (uint32_t p = 0; bc_zoned_seq(r.dst) && p < nr_pairs; p++) {
+					if (pairs[p][1] == r.dst) {
+						snprintf(why, why_size, "%.100s: a zoned destination fed "
+							 "natively from two devices", r.dst->path);
+						return -EOPNOTSUPP;
+					}
+				}
 				pairs[nr_pairs][0] = r.src;
 				pairs[nr_pairs++][1] = r.dst;
 			}
