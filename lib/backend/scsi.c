@@ -104,6 +104,12 @@ static int scsi_probe(struct blkcopy_dev *d)
 
 	if (d->kind != BLKCOPY_KIND_SCSI)
 		return -ENODEV;
+	/* Untried, so not offered: the lab has no ZBC target (a zoned disk is emulated, in order). */
+	if (d->zoned.model == BLKCOPY_ZONED_HOST_MANAGED) {
+		snprintf(d->probe_reason, sizeof(d->probe_reason),
+			 "scsi: zoned (ZBC) disk: EXTENDED COPY into zones is not supported");
+		return -ENODEV;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
