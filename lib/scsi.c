@@ -13,7 +13,6 @@
 
 #include "scsi.h"
 
-#define UA_RETRIES 4
 #define DISCOVER_TIMEOUT_MS 30000
 #define HEADER_LEN 16
 #define TARGET_DESC_LEN 32
@@ -24,7 +23,7 @@
 
 enum {
 	KEY_ILLEGAL_REQUEST = 0x5,
-	KEY_UNIT_ATTENTION = 0x6,
+	KEY_UNIT_ATTENTION = BC_SCSI_KEY_UNIT_ATTENTION,
 	KEY_DATA_PROTECT = 0x7,
 	KEY_COPY_ABORTED = 0xa,
 };
@@ -63,7 +62,7 @@ static void put_be64(uint8_t *p, uint64_t v)
 }
 
 /* Fixed (70h/71h) and descriptor (72h/73h) sense formats. */
-static void parse_sense(const uint8_t *b, uint32_t len, struct bc_scsi_sense *s)
+void bc_scsi_parse_sense(const uint8_t *b, uint32_t len, struct bc_scsi_sense *s)
 {
 	const uint8_t code = len ? b[0] & 0x7f : 0;
 
@@ -103,8 +102,8 @@ int bc_scsi_run(const struct bc_scsi_transport *t, const uint8_t *cdb, uint8_t c
 
 		if (rc <= 0)
 			return rc;
-		parse_sense(sense, sense_len < sizeof(sense) ? sense_len : sizeof(sense), s);
-		if (s->key != KEY_UNIT_ATTENTION || attempt + 1 >= UA_RETRIES)
+		bc_scsi_parse_sense(sense, sense_len < sizeof(sense) ? sense_len : sizeof(sense), s);
+		if (s->key != KEY_UNIT_ATTENTION || attempt + 1 >= BC_SCSI_UA_RETRIES)
 			return -EIO;
 	}
 }

@@ -127,6 +127,12 @@ ssize_t bc_scsi_xcopy_list(const struct bc_scsi_lu *src, uint64_t src_base,
 /* The EXTENDED COPY(LID1) CDB for a list of @len bytes. */
 void bc_scsi_xcopy_cdb(uint8_t cdb[16], uint32_t len);
 
+/* Sense data (fixed or descriptor format) of @len bytes into @s; all zero when unreadable. */
+void bc_scsi_parse_sense(const uint8_t *b, uint32_t len, struct bc_scsi_sense *s);
+/* A Unit Attention (the first answer after a LU change) is a reason to ask again, this often. */
+#define BC_SCSI_UA_RETRIES 4
+#define BC_SCSI_KEY_UNIT_ATTENTION 0x6
+
 /*
  * Sense -> -errno, with a readable account in @msg.  Refusals before any
  * write (an unsupported command, descriptor or field) give -EOPNOTSUPP, a

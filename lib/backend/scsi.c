@@ -6,6 +6,7 @@
  * (discovery, parameter lists, sense) lives in ../scsi.c, shared with the
  * iSCSI transport.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -35,6 +37,24 @@ struct sg_lu {
 	char nexus[64];		/* "host:channel:target", the LU number cut off */
 };
 
+/* A finished command's outcome: 0, 1 for a CHECK CONDITION with sense, or -errno. */
+static int sg_status(const struct sg_io_hdr *h)
+{
+	if (h->status == SAM_CHECK_CONDITION && h->sb_len_wr)
+		return 1;
+	if (h->host_status)
+		return h->host_status == DID_TIME_OUT ? -ETIMEDOUT : -EIO;
+	switch (h->status) {
+	case 0:
+		return 0;
+	case SAM_BUSY:
+	case SAM_TASK_SET_FULL:
+	case SAM_RESERVATION_CONFLICT:
+		return -EBUSY;
+	}
+	return -EIO;
+}
+
 static int sg_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_scsi_dir dir, void *buf,
 		   uint32_t len, uint32_t timeout_ms, uint8_t *sense, uint32_t *sense_len)
 {
@@ -56,19 +76,7 @@ static int sg_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_scsi_
 	if (ioctl(s->fd, SG_IO, &h) < 0)
 		return -errno;
 	*sense_len = h.sb_len_wr;
-	if (h.status == SAM_CHECK_CONDITION && h.sb_len_wr)
-		return 1;
-	if (h.host_status)
-		return h.host_status == DID_TIME_OUT ? -ETIMEDOUT : -EIO;
-	switch (h.status) {
-	case 0:
-		return 0;
-	case SAM_BUSY:
-	case SAM_TASK_SET_FULL:
-	case SAM_RESERVATION_CONFLICT:
-		return -EBUSY;
-	}
-	return -EIO;
+	return sg_status(&h);
 }
 
 /* "0:0:1:2" from the sysfs device link: the nexus is everything but the LU. */
@@ -183,6 +191,9 @@ static int scsi_pair(const struct blkcopy_dev *src, const struct blkcopy_dev *ds
 	return 0;
 }
 
+static int xcopy_failed(struct blkcopy_dev *src, struct blkcopy_dev *dst, const char *via, int ret,
+			char *msg);
+
 static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const struct bc_span *segs,
 		     const struct bc_piece *piece, struct bc_copy_stats *stats)
 {
@@ -198,19 +209,277 @@ static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 		stats->bytes[BLKCOPY_METHOD_SCSI_XCOPY] += piece->len;
 		return 0;
 	}
+	return xcopy_failed(src, dst, "SG_IO", ret, msg);
+}
+
+/*
+ * A command that did not copy: its account on both handles (@msg, or the
+ * errno in words), and the result for the core.  Not being allowed to ask
+ * (no CAP_SYS_RAWIO) is a refusal before any write: the piece is emulated.
+ */
+static int xcopy_failed(struct blkcopy_dev *src, struct blkcopy_dev *dst, const char *via, int ret,
+			char *msg)
+{
 	if (!msg[0])
-		snprintf(msg, sizeof(msg), "EXTENDED COPY: SG_IO: %s%s", strerror(-ret),
+		snprintf(msg, sizeof(dst->error), "EXTENDED COPY: %s: %s%s", via, strerror(-ret),
 			 ret == -EPERM ? " (needs CAP_SYS_RAWIO)" : "");
-	memcpy(dst->error, msg, sizeof(msg));
-	memcpy(src->error, msg, sizeof(msg));
-	return ret == -EPERM ? -EOPNOTSUPP : ret;	/* not allowed to ask: emulate */
+	snprintf(dst->error, sizeof(dst->error), "%s", msg);
+	snprintf(src->error, sizeof(src->error), "%s", msg);
+	return ret == -EPERM ? -EOPNOTSUPP : ret;
+}
+
+/* ------------------------------------------------------------------------ */
+/*
+ * The queue: EXTENDED COPY commands in flight together through the sg
+ * driver's asynchronous interface.  A command is written to the LU's
+ * /dev/sgN (write() of an sg_io_hdr; the parameter list is copied in at
+ * once) and its outcome read back when the descriptor polls readable.  The
+ * driver keeps at most SG_PER_FD commands per descriptor, so the queue
+ * opens one descriptor per SG_PER_FD slots.  Without an sg node (no sg
+ * module, no permission to open it) the queue is refused and pieces run
+ * one at a time through SG_IO.
+ */
+#define SG_PER_FD 16u	/* the sg driver's SG_MAX_QUEUE */
+
+struct sg_cmd {
+	uint8_t cdb[16];
+	uint8_t sense[252];	/* the driver writes it at completion */
+	uint8_t *list;
+	uint32_t list_len;
+	uint32_t unit_attentions;
+	bool busy;
+};
+
+struct sg_queue {
+	struct bc_native_queue base;	/* first: the core's handle */
+	struct blkcopy_dev *src, *dst;
+	int *fds;
+	uint32_t nr_fds, depth;
+	int epfd;
+	struct sg_cmd *cmds;
+};
+
+static struct sg_queue *sg_queue_of(const struct bc_native_queue *nq)
+{
+	return (struct sg_queue *)nq;
+}
+
+/* /dev/sgN of the LU under @d, opened non-blocking; -errno when there is none. */
+static int open_sg(const struct blkcopy_dev *d)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	struct dirent *de;
+	DIR *dp;
+	int fd = -ENODEV;
+
+	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u/device/scsi_generic",
+		 major(d->medium.disk), minor(d->medium.disk));
+	dp = opendir(dir);
+	if (!dp)
+		return -errno;
+	while ((de = readdir(dp))) {
+		if (strncmp(de->d_name, "sg", 2))
+			continue;
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+		break;
+	}
+	closedir(dp);
+	return fd;
+}
+
+static void sg_queue_destroy(struct bc_native_queue *nq)
+{
+	struct sg_queue *q = sg_queue_of(nq);
+
+	/* The core reaps every command first; the driver drops what a closed descriptor had. */
+	for (uint32_t i = 0; q->fds && i < q->nr_fds; i++)
+		if (q->fds[i] >= 0)
+			close(q->fds[i]);
+	if (q->epfd >= 0)
+		close(q->epfd);
+	for (uint32_t i = 0; q->cmds && i < q->depth; i++)
+		free(q->cmds[i].list);
+	free(q->cmds);
+	free(q->fds);
+	free(q);
+}
+
+static int sg_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint32_t depth,
+			   struct bc_native_queue **qp)
+{
+	const char *env = getenv("BLKCOPY_SCSI_SYNC");
+	struct sg_queue *q;
+
+	/* BLKCOPY_SCSI_SYNC=1 keeps the one-at-a-time SG_IO path, to test and measure it. */
+	if (env && !strcmp(env, "1"))
+		return -EOPNOTSUPP;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	*q = (struct sg_queue){ .base = { .backend = &bc_backend_scsi }, .src = src, .dst = dst,
+				.depth = depth, .nr_fds = (depth + SG_PER_FD - 1) / SG_PER_FD,
+				.epfd = epoll_create1(EPOLL_CLOEXEC) };
+	q->fds = malloc(q->nr_fds * sizeof(*q->fds));
+	q->cmds = calloc(depth, sizeof(*q->cmds));
+	if (q->epfd < 0 || !q->fds || !q->cmds) {
+		q->nr_fds = q->fds ? 0 : q->nr_fds;
+		sg_queue_destroy(&q->base);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < q->nr_fds; i++)
+		q->fds[i] = -1;
+	for (uint32_t i = 0; i < q->nr_fds; i++) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		/* The receiving LU: the one that gets the command (the destination). */
+		q->fds[i] = open_sg(dst);
+		if (q->fds[i] < 0 || epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->fds[i], &ev)) {
+			sg_queue_destroy(&q->base);
+			return -EOPNOTSUPP;	/* no sg node to queue on: one at a time through SG_IO */
+		}
+	}
+	*qp = &q->base;
+	return 0;
+}
+
+static int sg_send(struct sg_queue *q, uint32_t tag)
+{
+	struct sg_cmd *c = &q->cmds[tag];
+	struct sg_io_hdr h = {
+		.interface_id = 'S',
+		.dxfer_direction = SG_DXFER_TO_DEV,
+		.cmd_len = sizeof(c->cdb),
+		.mx_sb_len = sizeof(c->sense),
+		.dxfer_len = c->list_len,
+		.dxferp = c->list,
+		.cmdp = c->cdb,
+		.sbp = c->sense,
+		.timeout = XCOPY_TIMEOUT_MS,
+		.pack_id = (int)tag,
+	};
+
+	if (write(q->fds[tag / SG_PER_FD], &h, sizeof(h)) < 0)
+		return -errno;
+	return 0;
+}
+
+static int sg_queue_submit(struct bc_native_queue *nq, const struct bc_span *segs,
+			   const struct bc_piece *piece, uint32_t tag)
+{
+	struct sg_queue *q = sg_queue_of(nq);
+	const struct sg_lu *a = q->src->backend_data, *b = q->dst->backend_data;
+	const bool same = bc_medium_same(&q->src->medium, &q->dst->medium);
+	const size_t size = 16 + 2 * 32 + (size_t)32 * piece->nr_segs;
+	struct sg_cmd *c;
+	ssize_t len;
+	int ret;
+
+	if (tag >= q->depth || q->cmds[tag].busy)
+		return -EINVAL;
+	c = &q->cmds[tag];
+	free(c->list);
+	c->list = malloc(size);
+	if (!c->list)
+		return -ENOMEM;
+	len = bc_scsi_xcopy_list(&a->lu, q->src->medium.base, same ? &a->lu : &b->lu,
+				 q->dst->medium.base, same, segs, piece, c->list, size);
+	if (len < 0)
+		return (int)len;
+	c->list_len = (uint32_t)len;
+	c->unit_attentions = 0;
+	bc_scsi_xcopy_cdb(c->cdb, c->list_len);
+	ret = sg_send(q, tag);
+	if (ret) {
+		char msg[sizeof(q->dst->error)] = "";
+
+		return xcopy_failed(q->src, q->dst, "sg write", ret, msg);
+	}
+	c->busy = true;
+	return 0;
+}
+
+/* A completion read back: its result, or -EAGAIN when the command went out again (Unit Attention). */
+static int sg_result(struct sg_queue *q, uint32_t tag, const struct sg_io_hdr *h)
+{
+	struct sg_cmd *c = &q->cmds[tag];
+	char msg[sizeof(q->dst->error)] = "";
+	struct bc_scsi_sense s;
+	int ret = sg_status(h);
+
+	if (ret == 1) {
+		bc_scsi_parse_sense(c->sense, h->sb_len_wr, &s);
+		if (s.key == BC_SCSI_KEY_UNIT_ATTENTION && ++c->unit_attentions < BC_SCSI_UA_RETRIES &&
+		    !sg_send(q, tag))
+			return -EAGAIN;
+		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", msg, sizeof(msg));
+	} else if (ret == -ETIMEDOUT) {
+		snprintf(msg, sizeof(msg), "EXTENDED COPY: no answer within %u s (the command was aborted)",
+			 XCOPY_TIMEOUT_MS / 1000);
+	} else if (ret < 0) {
+		snprintf(msg, sizeof(msg), "EXTENDED COPY: status 0x%02x, host status 0x%x, driver status 0x%x",
+			 h->status, h->host_status, h->driver_status);
+	}
+	return ret ? xcopy_failed(q->src, q->dst, "sg", ret, msg) : 0;
+}
+
+static int sg_queue_reap(struct bc_native_queue *nq, struct bc_native_cqe *cqes, uint32_t max,
+			 bool wait)
+{
+	struct sg_queue *q = sg_queue_of(nq);
+	uint32_t n = 0;
+
+	for (;;) {
+		for (uint32_t f = 0; f < q->nr_fds && n < max; f++) {
+			struct sg_io_hdr h;
+
+			while (n < max) {
+				memset(&h, 0, sizeof(h));
+				h.interface_id = 'S';
+				h.pack_id = -1;		/* any command of this descriptor */
+				if (read(q->fds[f], &h, sizeof(h)) < 0) {
+					if (errno == EAGAIN || errno == EINTR)
+						break;
+					return -errno;
+				}
+				const uint32_t tag = (uint32_t)h.pack_id;
+				if (tag >= q->depth || !q->cmds[tag].busy)
+					continue;	/* not ours: never trust a tag blindly */
+				int res = sg_result(q, tag, &h);
+				if (res == -EAGAIN)
+					continue;
+				q->cmds[tag].busy = false;
+				cqes[n++] = (struct bc_native_cqe){ .tag = tag, .result = res,
+								    .method = BLKCOPY_METHOD_SCSI_XCOPY };
+			}
+		}
+		if (n || !wait)
+			return (int)n;
+		/* The driver times each command out (and aborts it): the wait needs no bound of its own. */
+		struct epoll_event ev;
+		if (epoll_wait(q->epfd, &ev, 1, -1) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static int sg_queue_fd(const struct bc_native_queue *nq)
+{
+	return sg_queue_of(nq)->epfd;
 }
 
 const struct bc_backend bc_backend_scsi = {
 	.name = "scsi",
-	.caps = BC_BACKEND_SYNC,
+	/* Queued on the LU's sg node; one at a time through SG_IO where there is none. */
+	.caps = BC_BACKEND_SYNC | BC_BACKEND_QUEUED | BC_BACKEND_QUEUE_MAY_REFUSE,
 	.probe = scsi_probe,
 	.pair = scsi_pair,
 	.copy = scsi_copy,
 	.close = scsi_close,
+	.queue_create = sg_queue_create,
+	.queue_submit = sg_queue_submit,
+	.queue_reap = sg_queue_reap,
+	.queue_fd = sg_queue_fd,
+	.queue_destroy = sg_queue_destroy,
 };

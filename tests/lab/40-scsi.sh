@@ -128,7 +128,48 @@ case_buffered_read_after_copy() {
 # commands are synchronous (SG_IO): the library signals the descriptor.
 case_job_fd_sg_io() {
 	need LUN_FILEIO || return 77
+	BLKCOPY_SCSI_SYNC=1 job_drive_verify fd "$LUN_FILEIO" "$LUN_FILEIO" 256k 40m
+}
+
+# The same through the sg queue (commands in flight together, polled through the job's descriptor).
+case_job_fd_sg_queue() {
+	need LUN_FILEIO || return 77
 	job_drive_verify fd "$LUN_FILEIO" "$LUN_FILEIO" 256k 40m
+}
+
+# scattered_args N BASE: N ranges of 4..64 KiB spread over 16 MiB from BASE.
+scattered_args() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		echo "$(($2 + (i * 7919 % 4096) * 4096)):$(((i % 16 + 1) * 4096))"
+	done
+}
+
+# Many pieces (LIO takes one segment per command) in flight together, across LUs and in one LU.
+case_queue_scattered() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	local r
+	mapfile -t r < <(scattered_args 100 0)
+	copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 24m "${r[@]}" && xcopy_only || return 1
+	copy_verify "$LUN_FILEIO" "$LUN_FILEIO" 40m "${r[@]}" && xcopy_only
+}
+
+# The one-at-a-time SG_IO path, kept for LUs without an sg node.
+case_sync_sg_io() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	local r
+	mapfile -t r < <(scattered_args 40 0)
+	BLKCOPY_SCSI_SYNC=1 copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 24m "${r[@]}" && xcopy_only
+}
+
+# Without CAP_SYS_RAWIO the kernel refuses EXTENDED COPY: the copy is emulated, and says why.
+case_no_rawio() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	printf '#!/bin/bash\nexec setpriv --inh-caps=-sys_rawio --bounding-set=-sys_rawio %q "$@"\n' \
+		"$BLKCOPY" >"$T_DIR/blkcopy-no-rawio"
+	chmod +x "$T_DIR/blkcopy-no-rawio"
+	BLKCOPY=$T_DIR/blkcopy-no-rawio copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 8m 0:64k 1m:1m &&
+		emulated_only
 }
 
 run_case scsi-limits case_limits
@@ -142,6 +183,10 @@ run_case scsi-xcopy-partitions case_partitions
 run_case scsi-xcopy-4k-same-lun case_4k_same_lun
 run_case scsi-4k-to-512-emulated case_4k_to_512_emulated
 run_case scsi-job-fd-sg-io case_job_fd_sg_io
+run_case scsi-job-fd-sg-queue case_job_fd_sg_queue
+run_case scsi-queue-scattered case_queue_scattered
+run_case scsi-sync-sg-io case_sync_sg_io
+run_case scsi-no-rawio-emulates case_no_rawio
 run_case scsi-no-offload case_no_offload
 run_case scsi-to-nvme-emulated case_scsi_to_nvme_emulated
 run_case scsi-no-emulation-refused case_no_emulation_refused
