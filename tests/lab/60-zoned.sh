@@ -209,34 +209,33 @@ case_error_committed() {
 }
 
 # SIGKILL half way: every zone holds a prefix of its part of the copy (never
-# out of order).  The kill lands at a guess; later tries wait longer until
-# it lands mid-copy.
+# out of order).  Small chunks at a low queue depth make the copy slow
+# enough to be caught: the kill lands once the first zone has data.
 case_kill_prefix() {
 	need ZNS_BENCH NVME_DEFAULT || return 77
-	local pid z wp zs=$((32 * MiB)) total=$((128 * MiB)) written delay
+	local pid z wp zs=$((32 * MiB)) total=$((128 * MiB)) written=0 tries
 	fill_random "$NVME_DEFAULT" 0 128m
-	for delay in 0.2 0.4 0.8; do
-		zreset "$ZNS_BENCH" 0 $((128 * MiB))
-		"$BLKCOPY" copy --no-progress --no-offload --range 0:$total "$NVME_DEFAULT" "$ZNS_BENCH" \
-			>/dev/null 2>&1 &
-		pid=$!
-		sleep "$delay"
-		kill -9 "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		written=0
-		for ((z = 0; z < total; z += zs)); do
-			wp=$(zone_wp "$ZNS_BENCH" "$z") || { WHY="no zone report"; return 1; }
-			((wp > z)) || continue
-			written=$((written + wp - z))
-			cmp -s <(read_region "$NVME_DEFAULT" "$z" $((wp - z))) \
-				<(read_region "$ZNS_BENCH" "$z" $((wp - z))) ||
-				{ WHY="zone at $z: its first $((wp - z)) bytes are not the source's"; return 1; }
-		done
-		info "killed after ${delay}s: $written of $total bytes written; every zone holds a prefix of its part"
-		((written > 0 && written < total)) && return 0
+	zreset "$ZNS_BENCH" 0 $((128 * MiB))
+	"$BLKCOPY" copy --no-progress --no-offload --chunk-size 64k --queue-depth 2 \
+		--range 0:$total "$NVME_DEFAULT" "$ZNS_BENCH" >/dev/null 2>&1 &
+	pid=$!
+	for ((tries = 0; tries < 300; tries++)); do
+		wp=$(zone_wp "$ZNS_BENCH" 0) || break
+		((wp > 0)) && break
+		sleep 0.05
 	done
-	WHY="no kill landed mid-copy"
-	return 1
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	for ((z = 0; z < total; z += zs)); do
+		wp=$(zone_wp "$ZNS_BENCH" "$z") || { WHY="no zone report"; return 1; }
+		((wp > z)) || continue
+		written=$((written + wp - z))
+		cmp -s <(read_region "$NVME_DEFAULT" "$z" $((wp - z))) \
+			<(read_region "$ZNS_BENCH" "$z" $((wp - z))) ||
+			{ WHY="zone at $z: its first $((wp - z)) bytes are not the source's"; return 1; }
+	done
+	info "killed after $written of $total bytes written; every zone holds a prefix of its part"
+	((written > 0 && written < total)) || { WHY="the kill did not land mid-copy ($written of $total)"; return 1; }
 }
 
 # dm-linear over a ZNS namespace: the rules apply on the leaf, the copy goes native.
