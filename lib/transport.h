@@ -61,11 +61,13 @@ struct io_uring_sqe *bc_io_sqe(struct bc_io_end *e);
  *                which bypass it); NULL where there is no page cache.
  *   invalidate:  drop cached pages of a byte range (after native
  *                commands); NULL where there is no page cache.
- *   report_zones: up to @nr zones of a zoned device from the one holding
- *                @off on; the number filled or -errno.  NULL: never zoned.
- *   zone_sync:   after native commands wrote into zone @z behind the
- *                kernel's back, make the kernel's cached write pointer of
- *                @z the device's again (optional).
+ *   report_zones: up to @nr zones of a zoned device (the core asks only
+ *                those whose d->zoned says so) from the one holding @off
+ *                on; the number filled or -errno.  NULL: never zoned.
+ *   zone_sync:   after native commands wrote into @z (a sequential zone,
+ *                written part way) behind the kernel's back, make the
+ *                kernel's cached write pointer of @z the device's again
+ *                (optional).
  * Emulation's data path:
  *   direct_ok:   O_DIRECT can be used on @d.
  *   io_max:      the largest single read or write, bytes.

@@ -143,8 +143,9 @@ void bc_zone_sync(struct blkcopy_dev *d, uint64_t lo, uint64_t hi)
 		if (n <= 0)
 			return;
 		for (ssize_t i = 0; i < n && lo < hi; i++) {
-			/* Only a zone written part way has a pointer the kernel may still use. */
-			if (z[i].write_pointer > z[i].start &&
+			/* Only a sequential zone written part way has a pointer the kernel may still use. */
+			if (z[i].type == BLKCOPY_ZONE_SEQ_REQUIRED && z[i].cond != BLKCOPY_ZONE_FULL &&
+			    z[i].write_pointer > z[i].start &&
 			    z[i].write_pointer < z[i].start + z[i].capacity)
 				d->transport->zone_sync(d, &z[i]);
 			lo = z[i].start + z[i].len;

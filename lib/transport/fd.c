@@ -253,8 +253,6 @@ static ssize_t fd_report_zones(struct blkcopy_dev *d, uint64_t off, struct blkco
 {
 	const struct fd_dev *f = d->transport_data;
 
-	if (d->zoned.model == BLKCOPY_ZONED_NONE)
-		return -EOPNOTSUPP;
 	return bc_fd_report_zones(f->fd, off, z, nr);
 }
 
@@ -263,7 +261,7 @@ static void fd_zone_sync(struct blkcopy_dev *d, const struct blkcopy_zone *z)
 	const struct fd_dev *f = d->transport_data;
 
 	/* Through O_DIRECT only: a buffered write would fail later, in writeback. */
-	if (d->zoned.model != BLKCOPY_ZONED_NONE && f->fd_direct >= 0)
+	if (f->fd_direct >= 0)
 		bc_fd_zone_sync(f->fd_direct, d->lbs, z);
 }
 

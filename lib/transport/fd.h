@@ -27,7 +27,7 @@ void bc_fd_backing_file(struct bc_backing_file *b, int fd, bool own_fd, const st
 void bc_fd_zoned_probe(struct blkcopy_dev *d);
 /* BLKREPORTZONE on @fd: up to @nr zones from the one holding @off; the number or -errno. */
 ssize_t bc_fd_report_zones(int fd, uint64_t off, struct blkcopy_zone *z, size_t nr);
-/* Make the kernel re-read zone @z's write pointer (through the O_DIRECT @fd). */
+/* Make the kernel re-read the write pointer of @z, a sequential zone written part way (O_DIRECT @fd). */
 void bc_fd_zone_sync(int fd, uint32_t lbs, const struct blkcopy_zone *z);
 /* A kernel of this release (uname -r) caches zones' write pointers (zone write plugging). */
 bool bc_kernel_plugs_zone_writes(const char *release);

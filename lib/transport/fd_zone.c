@@ -118,7 +118,8 @@ bool bc_kernel_plugs_zone_writes(const char *release)
  * write to the zone failed, so make one fail: rewrite the zone's first
  * block with what it holds.  A sequential-write-required zone whose write
  * pointer is past its start refuses it (in the block layer or in the
- * device), and a device that took it anyway would change no byte.
+ * device), and a device that took it anyway would change no byte.  @z is
+ * such a zone, written part way (bc_zone_sync() picks them).
  */
 void bc_fd_zone_sync(int fd, uint32_t lbs, const struct blkcopy_zone *z)
 {
@@ -126,11 +127,7 @@ void bc_fd_zone_sync(int fd, uint32_t lbs, const struct blkcopy_zone *z)
 	struct utsname u;
 	void *block;
 
-	if (z->type != BLKCOPY_ZONE_SEQ_REQUIRED || uname(&u) ||
-	    !bc_kernel_plugs_zone_writes(u.release))
-		return;
-	if (bc_fd_report_zones(fd, z->start, &now, 1) != 1 || now.start != z->start ||
-	    now.write_pointer <= now.start || now.cond == BLKCOPY_ZONE_FULL)
+	if (uname(&u) || !bc_kernel_plugs_zone_writes(u.release))
 		return;
 	if (posix_memalign(&block, 4096, lbs < 4096 ? 4096 : lbs))
 		return;
