@@ -80,6 +80,14 @@ static void adopt_error(struct blkcopy_dev *top, const struct blkcopy_dev *leaf)
 		snprintf(top->error, sizeof(top->error), "%.40s: %.110s", leaf->path, leaf->error);
 }
 
+/* @len bytes from leaf byte @dst are written natively: their cached pages go at the end. */
+static void lane_wrote(struct bc_lane *l, uint64_t dst, uint64_t len)
+{
+	l->dst_lo = bc_min_u64(l->dst_lo, dst);
+	if (dst + len > l->dst_hi)
+		l->dst_hi = dst + len;
+}
+
 /*
  * A piece that did not land: the copy stops, and nothing from the piece on
  * counts, except what a zone's write pointer shows the device wrote of it
@@ -98,9 +106,7 @@ static void native_fail(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot
 
 		bytes[l->method] = landed;
 		bc_wm_native_done(&j->wm, low, landed, bytes);
-		l->dst_lo = bc_min_u64(l->dst_lo, slot->piece.dst);
-		if (slot->piece.dst + landed > l->dst_hi)
-			l->dst_hi = slot->piece.dst + landed;
+		lane_wrote(l, slot->piece.dst, landed);
 	}
 	bc_wm_lose(&j->wm, low + landed);
 	bc_plan_stop(j, err == -E2BIG ? -EOPNOTSUPP : err);
@@ -121,9 +127,7 @@ static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_
 			if (st->bytes[m])
 				l->method = (enum blkcopy_method)m;
 		l->proven = true;
-		l->dst_lo = bc_min_u64(l->dst_lo, slot->piece.dst);
-		if (slot->piece.dst + slot->piece.len > l->dst_hi)
-			l->dst_hi = slot->piece.dst + slot->piece.len;
+		lane_wrote(l, slot->piece.dst, slot->piece.len);
 		bc_wm_native_done(&j->wm, bc_slot_low(l, slot), slot->piece.len, st->bytes);
 		return;
 	}
