@@ -37,7 +37,8 @@ int blkcopy_check(struct blkcopy_dev *src, const struct blkcopy_range *ranges, s
 	n = bc_coalesce(ranges, nr, &spans);
 	if (n < 0)
 		return (int)n;
-	ret = bc_check_zoned_direct(src, spans, (size_t)n, dst, dst_off, flags);
+	ret = bc_check_zoned_direct(src, dst,
+				    bc_emulate_direct(src, spans, (size_t)n, dst, dst_off, flags));
 	if (!ret && (flags & BLKCOPY_NOEMULATION))
 		ret = bc_check_all_native(src, spans, (size_t)n, dst, dst_off, flags);
 	free(spans);

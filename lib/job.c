@@ -77,12 +77,16 @@ int bc_check_all_native(struct blkcopy_dev *src, const struct bc_span *spans, si
 	return ret;
 }
 
-int bc_check_zoned_direct(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
-			  struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags)
+bool bc_emulate_direct(const struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
+		       const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags)
+{
+	return !(flags & BLKCOPY_BUFFERED) && bc_emu_direct_ok(src, dst, spans, nr, dst_off);
+}
+
+int bc_check_zoned_direct(const struct blkcopy_dev *src, struct blkcopy_dev *dst, bool direct)
 {
 	/* The page cache writes back in any order: a zone takes only its write pointer. */
-	if (!bc_zoned_seq(dst) ||
-	    (!(flags & BLKCOPY_BUFFERED) && bc_emu_direct_ok(src, dst, spans, nr, dst_off)))
+	if (!bc_zoned_seq(dst) || direct)
 		return 0;
 	snprintf(dst->error, sizeof(dst->error), "a zoned destination is written with O_DIRECT "
 		 "only (no BLKCOPY_BUFFERED; every range aligned to %u bytes)",
@@ -174,6 +178,10 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		return (int)n;
 	}
 	j->nr_spans = (size_t)n;
+	const bool direct = bc_emulate_direct(src, j->spans, j->nr_spans, dst, dst_off, o.flags);
+	ret = bc_check_zoned_direct(src, dst, direct);
+	if (ret)
+		goto fail;
 	if (o.flags & BLKCOPY_NOEMULATION) {
 		ret = bc_check_all_native(src, j->spans, j->nr_spans, dst, dst_off, o.flags);
 		if (ret)
@@ -194,13 +202,9 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.max_inflight = o.max_inflight,
 		.chunk_size = o.chunk_size,
 		.expected_bytes = total,
-		.direct = !(o.flags & BLKCOPY_BUFFERED) &&
-			  bc_emu_direct_ok(src, dst, j->spans, j->nr_spans, dst_off),
+		.direct = direct,
 		.zone_size = bc_zone_boundary(dst),
 	};
-	ret = bc_check_zoned_direct(src, j->spans, j->nr_spans, dst, dst_off, o.flags);
-	if (ret)
-		goto fail;
 	ret = bc_emu_create(src, dst, &ep, &j->emu);
 	if (ret)
 		goto fail;

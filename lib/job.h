@@ -151,9 +151,14 @@ struct blkcopy_job {
  */
 int bc_refresh_pair(struct blkcopy_dev *src, struct blkcopy_dev *dst);
 
-/* A host-managed destination is emulated through O_DIRECT only: 0, or -EINVAL with the reason on @dst. */
-int bc_check_zoned_direct(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
-			  struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags);
+/* Emulation of these spans would use O_DIRECT on both ends (the flags allow it, they are aligned). */
+bool bc_emulate_direct(const struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
+		       const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags);
+/*
+ * A host-managed destination is emulated through O_DIRECT only (@direct:
+ * bc_emulate_direct()): 0, or -EINVAL with the reason on @dst.
+ */
+int bc_check_zoned_direct(const struct blkcopy_dev *src, struct blkcopy_dev *dst, bool direct);
 
 /* BLKCOPY_NOEMULATION: every run can go native, else -EOPNOTSUPP with the reason on @dst. */
 int bc_check_all_native(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
