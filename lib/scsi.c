@@ -103,7 +103,7 @@ int bc_scsi_run(const struct bc_scsi_transport *t, const uint8_t *cdb, uint8_t c
 		if (rc <= 0)
 			return rc;
 		bc_scsi_parse_sense(sense, sense_len < sizeof(sense) ? sense_len : sizeof(sense), s);
-		if (s->key != KEY_UNIT_ATTENTION || attempt + 1 >= BC_SCSI_UA_RETRIES)
+		if (s->key != KEY_UNIT_ATTENTION || attempt + 1 >= BC_SCSI_UA_SENDS)
 			return -EIO;
 	}
 }
@@ -484,6 +484,11 @@ ssize_t bc_scsi_xcopy_list(const struct bc_scsi_lu *src, uint64_t src_base,
 	return (ssize_t)len;
 }
 
+size_t bc_scsi_xcopy_list_max(uint32_t nr_segs)
+{
+	return HEADER_LEN + 2 * TARGET_DESC_LEN + (size_t)SEGMENT_DESC_LEN * nr_segs;
+}
+
 void bc_scsi_xcopy_cdb(uint8_t cdb[16], uint32_t len)
 {
 	memset(cdb, 0, 16);
@@ -496,7 +501,7 @@ int bc_scsi_xcopy(const struct bc_scsi_transport *t, const struct bc_scsi_lu *sr
 		  const struct bc_span *segs, const struct bc_piece *piece, uint32_t timeout_ms,
 		  char *msg, size_t msg_size)
 {
-	const size_t size = HEADER_LEN + 2 * TARGET_DESC_LEN + (size_t)SEGMENT_DESC_LEN * piece->nr_segs;
+	const size_t size = bc_scsi_xcopy_list_max(piece->nr_segs);
 	struct bc_scsi_sense s;
 	uint8_t cdb[16], *list;
 	ssize_t len;

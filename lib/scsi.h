@@ -124,13 +124,19 @@ ssize_t bc_scsi_xcopy_list(const struct bc_scsi_lu *src, uint64_t src_base,
 			   const struct bc_span *segs, const struct bc_piece *piece,
 			   uint8_t *buf, size_t size);
 
+/* The largest parameter list bc_scsi_xcopy_list() writes for @nr_segs segments. */
+size_t bc_scsi_xcopy_list_max(uint32_t nr_segs);
+
 /* The EXTENDED COPY(LID1) CDB for a list of @len bytes. */
 void bc_scsi_xcopy_cdb(uint8_t cdb[16], uint32_t len);
 
 /* Sense data (fixed or descriptor format) of @len bytes into @s; all zero when unreadable. */
 void bc_scsi_parse_sense(const uint8_t *b, uint32_t len, struct bc_scsi_sense *s);
-/* A Unit Attention (the first answer after a LU change) is a reason to ask again, this often. */
-#define BC_SCSI_UA_RETRIES 4
+/*
+ * A Unit Attention (the first answer after a LU change) is a reason to ask
+ * again: a command is sent at most this many times in all.
+ */
+#define BC_SCSI_UA_SENDS 4
 #define BC_SCSI_KEY_UNIT_ATTENTION 0x6
 
 /*

@@ -108,8 +108,6 @@ static struct xcopy_queue *xcopy_queue_of(const struct bc_native_queue *nq)
 	return (struct xcopy_queue *)nq;
 }
 
-#define UA_RETRIES 3
-
 static int xcopy_send(struct xcopy_cmd *c);
 
 static void xcopy_cb(struct iscsi_context *ctx, int status, void *data, void *priv)
@@ -122,7 +120,7 @@ static void xcopy_cb(struct iscsi_context *ctx, int status, void *data, void *pr
 	q->b->copies--;
 	/* The first contact after a LU change reports a Unit Attention: ask again. */
 	if (status == SCSI_STATUS_CHECK_CONDITION && task->sense.key == SCSI_SENSE_UNIT_ATTENTION &&
-	    c->unit_attentions++ < UA_RETRIES) {
+	    ++c->unit_attentions < BC_SCSI_UA_SENDS) {
 		scsi_free_scsi_task(task);
 		if (!xcopy_send(c))
 			return;
@@ -210,7 +208,7 @@ static int iscsi_queue_submit(struct bc_native_queue *nq, const struct bc_span *
 			      const struct bc_piece *piece, uint32_t tag)
 {
 	struct xcopy_queue *q = xcopy_queue_of(nq);
-	const size_t size = 16 + 2 * 32 + (size_t)28 * piece->nr_segs;
+	const size_t size = bc_scsi_xcopy_list_max(piece->nr_segs);
 	struct xcopy_cmd *c = &q->cmds[tag];
 	ssize_t len;
 	int ret;

@@ -372,7 +372,7 @@ static int sg_queue_submit(struct bc_native_queue *nq, const struct bc_span *seg
 	struct sg_queue *q = sg_queue_of(nq);
 	const struct sg_lu *a = q->src->backend_data, *b = q->dst->backend_data;
 	const bool same = bc_medium_same(&q->src->medium, &q->dst->medium);
-	const size_t size = 16 + 2 * 32 + (size_t)32 * piece->nr_segs;
+	const size_t size = bc_scsi_xcopy_list_max(piece->nr_segs);
 	struct sg_cmd *c;
 	ssize_t len;
 	int ret;
@@ -411,7 +411,7 @@ static int sg_result(struct sg_queue *q, uint32_t tag, const struct sg_io_hdr *h
 
 	if (ret == 1) {
 		bc_scsi_parse_sense(c->sense, h->sb_len_wr, &s);
-		if (s.key == BC_SCSI_KEY_UNIT_ATTENTION && ++c->unit_attentions < BC_SCSI_UA_RETRIES &&
+		if (s.key == BC_SCSI_KEY_UNIT_ATTENTION && ++c->unit_attentions < BC_SCSI_UA_SENDS &&
 		    !sg_send(q, tag))
 			return -EAGAIN;
 		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", msg, sizeof(msg));
