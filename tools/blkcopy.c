@@ -369,11 +369,9 @@ static const char *method_of(const struct blkcopy_progress *p)
 static int64_t dst_write_pointer(struct blkcopy_dev *dst, uint64_t dst_off,
 				 const struct blkcopy_progress *p)
 {
-	struct blkcopy_info i;
 	struct blkcopy_zone z;
 
-	if (blkcopy_get_info(dst, &i) || i.zoned == BLKCOPY_ZONED_NONE)
-		return -1;
+	/* A device that is not zoned reports no zone (-EOPNOTSUPP). */
 	if (blkcopy_report_zones(dst, dst_off + (p->committed ? p->committed - 1 : 0), &z, 1) != 1 ||
 	    z.type == BLKCOPY_ZONE_CONVENTIONAL)
 		return -1;

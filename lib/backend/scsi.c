@@ -325,7 +325,7 @@ static int sg_queue_create(struct blkcopy_dev *src, struct blkcopy_dev *dst, uin
 	q->fds = malloc(q->nr_fds * sizeof(*q->fds));
 	q->cmds = calloc(depth, sizeof(*q->cmds));
 	if (q->epfd < 0 || !q->fds || !q->cmds) {
-		q->nr_fds = q->fds ? 0 : q->nr_fds;
+		q->nr_fds = 0;	/* none opened */
 		sg_queue_destroy(&q->base);
 		return -ENOMEM;
 	}
