@@ -40,6 +40,12 @@ enum {
 	BC_BACKEND_QUEUED = 1u << 1,	/* queue_*(): many pieces in flight, polled */
 	/* queue_create() may say -EOPNOTSUPP (then copy() runs instead): needs BC_BACKEND_SYNC. */
 	BC_BACKEND_QUEUE_MAY_REFUSE = 1u << 2,
+	/*
+	 * A command costs more than small pieces repay (a copy manager that
+	 * takes one segment per command): the core learns below which size
+	 * emulation is faster (policy.h).
+	 */
+	BC_BACKEND_COSTLY_COMMANDS = 1u << 3,
 };
 
 /*
@@ -47,7 +53,8 @@ enum {
  *   probe:  claim @dev (return 0) with dev->probed (limits) and
  *           dev->probe_reason filled, or return -ENODEV to let the next
  *           backend look (with probe_reason saying why, when it is @dev's
- *           kind of device but cannot copy).
+ *           kind of device but cannot copy); another -errno fails the
+ *           open, with probe_reason saying why (a bad setting).
  *   pair:   0 when a copy from @src to @dst can be native, with the limits
  *           the pair imposes in *@lim; -EOPNOTSUPP otherwise, with the
  *           reason in @why ("different namespaces (nsid 1 and 2)").

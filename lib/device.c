@@ -30,20 +30,30 @@ static const struct bc_transport *claim(const char *path)
 	return NULL;
 }
 
-/* The first valid backend that claims @d; its probe's reason either way. */
-static void probe_backend(struct blkcopy_dev *d)
+/*
+ * The first valid backend that claims @d; its probe's reason either way.
+ * A probe that fails otherwise than -ENODEV (a bad setting) fails the open.
+ */
+static int probe_backend(struct blkcopy_dev *d)
 {
 	for (const struct bc_backend *const *b = bc_backends; *b; b++) {
 		const char *why;
+		int ret;
 
 		if (!bc_backend_valid(*b, &why))
 			continue;
-		if ((*b)->probe(d) == 0) {
+		ret = (*b)->probe(d);
+		if (ret == 0) {
 			d->backend = *b;
-			return;
+			return 0;
+		}
+		if (ret != -ENODEV) {
+			snprintf(open_error, sizeof(open_error), "%s", d->probe_reason);
+			return ret;
 		}
 	}
 	memset(&d->probed, 0, sizeof(d->probed));
+	return 0;
 }
 
 /*
@@ -114,7 +124,9 @@ int bc_open_lower(const char *path, unsigned int flags, int depth, struct blkcop
 	if (ret)
 		goto fail;
 	d->kind = d->transport->kind(d);
-	probe_backend(d);
+	ret = probe_backend(d);
+	if (ret)
+		goto fail;
 	settle_native(d);
 	*devp = d;
 	return 0;

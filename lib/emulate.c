@@ -79,6 +79,8 @@ struct bc_emu {
 	uint32_t nr_chunks;
 	uint32_t busy_chunks;
 	uint32_t inflight;	/* SQEs submitted or queued, not yet reaped */
+	uint64_t busy_ns;	/* time with I/O in flight, before busy_since */
+	uint64_t busy_since;	/* when inflight last went from 0 */
 
 	struct batch *queue, *queue_tail;
 	size_t queued_spans;	/* in batches not yet consumed */
@@ -334,10 +336,11 @@ static bool submit_io(struct bc_emu *e, int i, uint32_t ci, char *buf, uint64_t 
 	const uint64_t data = (uint64_t)ci << 32 | tag;
 	int ret;
 
-	e->inflight++;
+	if (!e->inflight++)
+		e->busy_since = bc_now_ns();
 	ret = e->t[i]->io_submit(&e->end[i], i == DST, buf, len, off, (int)ci, data);
 	if (ret == -EAGAIN) {
-		e->inflight--;
+		e->inflight--;	/* an idle time of nothing: busy_since restarts with the next */
 		return false;
 	}
 	if (ret)
@@ -445,7 +448,8 @@ static void complete(struct bc_emu *e, uint64_t data, int res)
 	uint32_t ci = (uint32_t)(data >> 32), tag = (uint32_t)data;
 	struct chunk *c = &e->chunks[ci];
 
-	e->inflight--;
+	if (!--e->inflight)
+		e->busy_ns += bc_now_ns() - e->busy_since;
 	/* Zero bytes: a write that would repeat forever, or a source that shrank. */
 	if (res <= 0) {
 		bc_emu_stop(e, res < 0 ? res : -EIO);
@@ -651,6 +655,13 @@ void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending,
 	*done = e->done;
 	*low_pending = low;
 	*error = e->error;
+}
+
+void bc_emu_rate(const struct bc_emu *e, struct bc_emu_rate *r)
+{
+	r->bytes = e->done;
+	r->busy_ns = e->busy_ns + (e->inflight ? bc_now_ns() - e->busy_since : 0);
+	r->idle = !e->inflight && !e->busy_chunks && !e->queue;
 }
 
 int bc_emu_fd(const struct bc_emu *e)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "device.h"
+#include "policy.h"
 #include "span.h"
 
 struct bc_emu;
@@ -50,6 +51,8 @@ int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms);
 void bc_emu_stop(struct bc_emu *e, int error);
 /* Bytes written, any order; lowest destination offset not known written; first error. */
 void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error);
+/* Bytes written and the time the engine had I/O in flight, for the piece policy. */
+void bc_emu_rate(const struct bc_emu *e, struct bc_emu_rate *r);
 /* Both ends can do O_DIRECT with these spans (alignment of every offset and length). */
 bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *dst,
 		      const struct bc_span *spans, size_t nr, uint64_t dst_off);

@@ -165,6 +165,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.total = total,
 		.flags = o.flags,
 		.queue_depth = o.queue_depth,
+		.native_min = o.native_min,
 		.try_native = bc_native_allowed(src, dst, o.flags),
 		.stacked = bc_is_stacked(src) || bc_is_stacked(dst),
 		.epfd = -1,
@@ -280,7 +281,8 @@ static void step(struct blkcopy_job *j)
  */
 static int wait_any(struct blkcopy_job *j, int timeout_ms)
 {
-	if (bc_native_queued(j))
+	/* A lane the piece policy holds back waits for emulation, which it measures. */
+	if (bc_native_queued(j) || bc_native_waiting(j))
 		return bc_emu_wait_with(j->emu, j->queues_fd, timeout_ms);
 	bc_native_reap(j, true);
 	return 0;
@@ -393,6 +395,39 @@ void blkcopy_job_progress(const struct blkcopy_job *j, struct blkcopy_progress *
 	};
 	memcpy(p->method_bytes, j->wm.method_bytes, sizeof(p->method_bytes));
 	p->method_bytes[BLKCOPY_METHOD_EMULATE] = edone;
+}
+
+int blkcopy_job_stats(const struct blkcopy_job *j, struct blkcopy_stats *out, size_t size)
+{
+	struct blkcopy_stats st = { 0 };
+	struct bc_emu_rate er;
+
+	if (!j || !out || !size)
+		return -EINVAL;
+	memcpy(st.emulated, j->emulated, sizeof(st.emulated));
+	bc_emu_rate(j->emu, &er);
+	st.emulated_done = er.bytes;
+	st.emulated_busy_ns = er.busy_ns;
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		const struct bc_policy *p = &j->lanes[i]->policy;
+		bool learnt;
+		const uint64_t thr = bc_policy_threshold(p, &er, &learnt);
+
+		if (thr > st.native_min) {
+			st.native_min = thr;
+			st.native_min_learnt = learnt;
+		}
+		st.native_commands += p->commands;
+		st.native_ns += p->ns;
+		st.native_bytes += p->bytes;
+	}
+	/* A caller built against an older header knows less; a newer one gets zeros past ours. */
+	if (size > sizeof(st)) {
+		memset((char *)out + sizeof(st), 0, size - sizeof(st));
+		size = sizeof(st);
+	}
+	memcpy(out, &st, size);
+	return 0;
 }
 
 void blkcopy_job_cancel(struct blkcopy_job *j)

@@ -17,6 +17,7 @@
 #include "commit.h"
 #include "device.h"
 #include "emulate.h"
+#include "policy.h"
 #include "split.h"
 
 #define BC_MAX_LANES 64u	/* leaf pairs per job; pairs beyond are emulated */
@@ -90,6 +91,10 @@ struct bc_lane {
 	bool zoned;
 	uint32_t zone_stripe;
 	enum blkcopy_method method;	/* of its last piece that landed */
+	/* Which pieces go native (none onto zones: all native or all emulated there). */
+	struct bc_policy policy;
+	/* Why its runs are emulated when the lane has no backend, or was refused. */
+	enum blkcopy_emulated why_not;
 
 	/*
 	 * Planning (plan.c): this batch's runs in destination order (parts),
@@ -118,6 +123,7 @@ struct blkcopy_job {
 	uint64_t total;
 	unsigned int flags;
 	uint32_t queue_depth;
+	uint64_t native_min;	/* blkcopy_opts.native_min */
 	bool try_native;	/* the flags and both devices allow native pieces */
 	bool stacked;		/* a layer maps either end onto other devices */
 
@@ -127,6 +133,7 @@ struct blkcopy_job {
 	struct bc_span *emu_group;	/* emulated runs with a contiguous destination */
 	size_t emu_nr, emu_cap;
 	uint64_t emu_dst, emu_end;	/* the group's destination, first byte and past the last */
+	uint64_t emulated[BLKCOPY_EMULATED_MAX];	/* bytes handed to emulation, by reason */
 	struct bc_lane *lanes[BC_MAX_LANES];
 	uint32_t nr_lanes;
 

@@ -65,3 +65,17 @@ const char *blkcopy_strerror(int err)
 	}
 	return strerror(err < 0 ? -err : err);
 }
+
+const char *blkcopy_emulated_name(enum blkcopy_emulated why)
+{
+	switch (why) {
+	case BLKCOPY_EMULATED_NO_OFFLOAD: return "no_offload";
+	case BLKCOPY_EMULATED_NO_NATIVE: return "no_native";
+	case BLKCOPY_EMULATED_REFUSED: return "refused";
+	case BLKCOPY_EMULATED_NATIVE_MIN: return "native_min";
+	case BLKCOPY_EMULATED_SLOWER: return "slower";
+	case BLKCOPY_EMULATED_PROBE: return "probe";
+	case BLKCOPY_EMULATED_MAX: break;
+	}
+	return NULL;
+}

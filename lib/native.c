@@ -122,6 +122,7 @@ static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_
 	/* Neither success nor an error: never a byte count that reaches the caller. */
 	if (ret > 0)
 		ret = -EIO;
+	bc_policy_completed(&l->policy, slot->piece.len, ret == 0, bc_now_ns());
 	if (ret == 0) {
 		for (int m = 0; m < BLKCOPY_METHOD_MAX; m++)
 			if (st->bytes[m])
@@ -146,6 +147,7 @@ static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_
 		ret = bc_plan_emulate_slot(j, l, slot);
 		if (!ret && refuses) {
 			l->refused = true;
+			l->why_not = BLKCOPY_EMULATED_REFUSED;
 			ret = bc_plan_emulate_unsplit(j, l);
 		}
 		if (!ret)
@@ -235,7 +237,42 @@ void bc_native_invalidate(struct blkcopy_job *j)
 		bc_zone_sync(j->dst, j->dst_off, j->dst_off + j->total);
 }
 
-void bc_native_issue(struct blkcopy_job *j)
+/*
+ * The piece policy sends a cut piece to emulation instead: false when it
+ * goes native.  Never under NOEMULATION.  (A learnt policy diverts only
+ * once native pieces of that size have landed, so a device that refuses
+ * copy is still seen refusing.)
+ */
+static bool divert(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot)
+{
+	enum blkcopy_emulated why;
+	struct bc_emu_rate er;
+	int ret;
+
+	if (j->flags & BLKCOPY_NOEMULATION)
+		return false;
+	bc_emu_rate(j->emu, &er);
+	if (!bc_policy_emulate(&l->policy, slot->piece.len, &er, &why))
+		return false;
+	ret = bc_plan_divert_slot(j, l, slot, why);
+	if (ret)
+		native_fail(j, l, slot, ret);
+	return true;
+}
+
+/* The piece policy holds the lane back while it measures emulation. */
+static bool lane_waits(const struct blkcopy_job *j, const struct bc_lane *l)
+{
+	struct bc_emu_rate er;
+
+	if (!l->policy.learn)
+		return false;
+	bc_emu_rate(j->emu, &er);
+	er.idle = er.idle && !j->emu_nr;	/* a group still being built is work to come */
+	return bc_policy_waits(&l->policy, &er);
+}
+
+static void issue_lanes(struct blkcopy_job *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes && !j->error; i++) {
 		struct bc_lane *l = j->lanes[i];
@@ -255,8 +292,12 @@ void bc_native_issue(struct blkcopy_job *j)
 			struct bc_copy_stats st = { 0 };
 			int ret;
 
-			if (!bc_lane_next_piece(l, slot))
+			if (lane_waits(j, l) || !bc_lane_next_piece(l, slot))
 				break;
+			if (divert(j, l, slot))
+				continue;
+			if (!l->inflight)
+				bc_policy_busy(&l->policy, bc_now_ns());
 			if (!l->flushed) {
 				ret = flush_lane(j, l);
 				if (ret) {
@@ -277,6 +318,16 @@ void bc_native_issue(struct blkcopy_job *j)
 				native_complete(j, l, slot, ret, &st);
 		}
 	}
+}
+
+void bc_native_issue(struct blkcopy_job *j)
+{
+	issue_lanes(j);
+	/* Diverted pieces go to emulation together: its chunks then take many of them. */
+	const int ret = bc_plan_flush(j);
+
+	if (ret)
+		bc_plan_stop(j, ret);
 }
 
 static void lane_reap(struct blkcopy_job *j, struct bc_lane *l, bool wait)
@@ -338,7 +389,18 @@ bool bc_native_ready(const struct blkcopy_job *j)
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
 
-		if (lane_live(l) && bc_lane_has_work(l) && window_open(l))
+		if (lane_live(l) && bc_lane_has_work(l) && window_open(l) && !lane_waits(j, l))
+			return true;
+	}
+	return false;
+}
+
+bool bc_native_waiting(const struct blkcopy_job *j)
+{
+	for (uint32_t i = 0; i < j->nr_lanes; i++) {
+		const struct bc_lane *l = j->lanes[i];
+
+		if (lane_live(l) && bc_lane_has_work(l) && lane_waits(j, l))
 			return true;
 	}
 	return false;

@@ -21,6 +21,8 @@ bool bc_native_work(const struct blkcopy_job *j);
 bool bc_native_active(const struct blkcopy_job *j);
 /* Native work that could go now, without waiting for a completion. */
 bool bc_native_ready(const struct blkcopy_job *j);
+/* A lane held back by the piece policy until emulation has been measured. */
+bool bc_native_waiting(const struct blkcopy_job *j);
 /* A lane with pieces in flight in a queue (the job's descriptor will wake for them). */
 bool bc_native_queued(const struct blkcopy_job *j);
 /* After the copy: drop what native commands made stale in the destinations' page caches. */

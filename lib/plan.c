@@ -190,8 +190,12 @@ uint32_t bc_zone_lanes(const struct blkcopy_dev *dst)
 	return n ? n : 1;
 }
 
-/* The lane of a run's leaf pair (and zone stripe), made on first sight.  NULL (and 0) when emulated. */
-static int lane_for(struct blkcopy_job *j, const struct bc_leaf_run *r, struct bc_lane **lp)
+/*
+ * The lane of a run's leaf pair (and zone stripe), made on first sight.
+ * NULL (and 0) when emulated, with the reason in *@why.
+ */
+static int lane_for(struct blkcopy_job *j, const struct bc_leaf_run *r, struct bc_lane **lp,
+		    enum blkcopy_emulated *why_not)
 {
 	struct blkcopy_dev *src = r->src, *dst = r->dst;
 	const bool zoned = bc_zoned_seq(dst);
@@ -202,10 +206,12 @@ static int lane_for(struct blkcopy_job *j, const struct bc_leaf_run *r, struct b
 	char why[256];
 
 	*lp = NULL;
+	*why_not = BLKCOPY_EMULATED_NO_NATIVE;
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		if (j->lanes[i]->src == src && j->lanes[i]->dst == dst &&
 		    j->lanes[i]->zone_stripe == stripe) {
 			*lp = j->lanes[i]->backend && !j->lanes[i]->refused ? j->lanes[i] : NULL;
+			*why_not = j->lanes[i]->why_not;
 			return 0;
 		}
 	}
@@ -215,14 +221,20 @@ static int lane_for(struct blkcopy_job *j, const struct bc_leaf_run *r, struct b
 	if (!l)
 		return -ENOMEM;
 	*l = (struct bc_lane){ .src = src, .dst = dst, .dst_lo = UINT64_MAX, .zoned = zoned,
-			       .zone_stripe = stripe };
+			       .zone_stripe = stripe, .why_not = BLKCOPY_EMULATED_NO_NATIVE };
 	j->lanes[j->nr_lanes++] = l;
 	l->backend = native_pair(src, dst, &lim, why, sizeof(why));
 	/* Limits too small to cut anything: not native after all. */
 	if (l->backend && bc_split_limits_from(&lim, pair_align(src, dst), &l->sl))
 		l->backend = NULL;
+	if (!src->limits.copy_offload || !dst->limits.copy_offload)
+		l->why_not = BLKCOPY_EMULATED_NO_OFFLOAD;
+	*why_not = l->why_not;
 	if (!l->backend)
 		return 0;
+	/* Onto zones every piece is native (or none is): no policy there. */
+	bc_policy_init(&l->policy, zoned ? 0 : j->native_min,
+		       !zoned && (l->backend->caps & BC_BACKEND_COSTLY_COMMANDS));
 	/* A command writes into one zone and reads from one (devices refuse reads across zones). */
 	l->sl.dst_boundary = bc_zone_boundary(dst);
 	l->sl.src_boundary = bc_zone_boundary(src);
@@ -372,9 +384,12 @@ static int emu_flush(struct blkcopy_job *j)
 }
 
 /* Emulate @len bytes from caller offset @src to @dst, after what is already grouped. */
-static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t len)
+static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t len,
+		    enum blkcopy_emulated why)
 {
 	int ret;
+
+	j->emulated[why] += len;
 
 	if (j->emu_nr) {
 		struct bc_span *last = &j->emu_group[j->emu_nr - 1];
@@ -407,13 +422,13 @@ static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t 
 
 /* Emulate @len bytes of span @s of lane @l from @off, part by part. */
 static int emulate_span(struct blkcopy_job *j, const struct bc_lane *l, size_t s, uint64_t off,
-			uint64_t len)
+			uint64_t len, enum blkcopy_emulated why)
 {
 	while (len) {
 		const struct bc_part *p = part_at(l, s, off);
 		const uint64_t d = l->spans[s].src + off - p->src;
 		const uint64_t take = bc_min_u64(len, p->len - d);
-		int ret = emu_push(j, p->top.src + d, p->top.dst + d, take);
+		int ret = emu_push(j, p->top.src + d, p->top.dst + d, take, why);
 
 		if (ret)
 			return ret;
@@ -433,13 +448,30 @@ uint64_t bc_slot_low(const struct bc_lane *l, const struct bc_slot *s)
 	return low;
 }
 
-/* Hand emulation the pieces' bytes, in the caller's offsets. */
-int bc_plan_emulate_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s)
+/*
+ * Group a piece's bytes for emulation, in the caller's offsets.  They join
+ * the group being built: bc_plan_flush() hands it over, and must before
+ * anyone asks what is pending.
+ */
+int bc_plan_divert_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s,
+			enum blkcopy_emulated why)
 {
 	int ret = 0;
 
 	for (uint32_t k = 0; k < s->piece.nr_segs && !ret; k++)
-		ret = emulate_span(j, l, s->refs[k].span, s->refs[k].off, s->segs[k].len);
+		ret = emulate_span(j, l, s->refs[k].span, s->refs[k].off, s->segs[k].len, why);
+	return ret;
+}
+
+int bc_plan_flush(struct blkcopy_job *j)
+{
+	return emu_flush(j);
+}
+
+int bc_plan_emulate_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s)
+{
+	int ret = bc_plan_divert_slot(j, l, s, BLKCOPY_EMULATED_REFUSED);
+
 	return ret ? ret : emu_flush(j);
 }
 
@@ -453,7 +485,8 @@ int bc_plan_emulate_unsplit(struct blkcopy_job *j, struct bc_lane *l)
 	for (size_t sp = first; sp < l->nr_spans && !ret; sp++) {
 		uint64_t skip = l->splitting && sp == first ? l->split.skip : 0;
 
-		ret = emulate_span(j, l, sp, skip, l->spans[sp].len - skip);
+		ret = emulate_span(j, l, sp, skip, l->spans[sp].len - skip,
+				   BLKCOPY_EMULATED_REFUSED);
 	}
 	lane_drop_unsplit(l);
 	return ret ? ret : emu_flush(j);
@@ -489,6 +522,7 @@ static int plan_batch(struct blkcopy_job *j)
 		l->splitting = false;
 	}
 	for (uint32_t n = 0; n < BATCH_RUNS; n++) {
+		enum blkcopy_emulated why = BLKCOPY_EMULATED_NO_OFFLOAD;
 		struct bc_lane *l = NULL;
 
 		ret = bc_walk_next(&j->walk, &r);
@@ -498,14 +532,15 @@ static int plan_batch(struct blkcopy_job *j)
 			break;
 		}
 		if (j->try_native) {
-			ret = lane_for(j, &r, &l);
+			ret = lane_for(j, &r, &l, &why);
 			if (ret)
 				break;
 		}
 		if (l && run_aligned(&r, l->sl.align))
 			ret = lane_add(l, &r);
 		else
-			ret = emu_push(j, r.top.src, r.top.dst, r.len);
+			ret = emu_push(j, r.top.src, r.top.dst, r.len,
+				       l ? BLKCOPY_EMULATED_NO_NATIVE : why);
 		if (ret)
 			break;
 	}

@@ -57,6 +57,11 @@ bool bc_lane_next_piece(struct bc_lane *l, struct bc_slot *slot);
 uint64_t bc_slot_low(const struct bc_lane *l, const struct bc_slot *s);
 /* Emulate a slot's piece instead (the device refused it), in the caller's offsets. */
 int bc_plan_emulate_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s);
+/* Emulate a slot's piece instead, for @why, grouped with others: bc_plan_flush() after. */
+int bc_plan_divert_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s,
+			enum blkcopy_emulated why);
+/* Hand emulation what bc_plan_divert_slot() grouped. */
+int bc_plan_flush(struct blkcopy_job *j);
 /* The lane's device refused copy outright: its runs not yet cut are emulated. */
 int bc_plan_emulate_unsplit(struct blkcopy_job *j, struct bc_lane *l);
 void bc_lane_free_plan(struct bc_lane *l);

@@ -162,6 +162,9 @@ static void usage_copy(FILE *f)
 		"      --queue-depth N      emulation I/Os in flight (default 128)\n"
 		"      --max-inflight SIZE  emulation buffer memory (default 16m)\n"
 		"      --chunk-size SIZE    bytes per emulated write (default 1m)\n"
+		"      --native-min SIZE    emulate native pieces shorter than SIZE; 0: every piece\n"
+		"                           native; auto (default): learnt where small commands cost\n"
+		"                           more than they copy (SCSI EXTENDED COPY)\n"
 		"\n"
 		"Sizes: bytes, or with a suffix s (512-byte sectors), k, m, g, t.\n",
 		prog);
@@ -178,7 +181,7 @@ struct copy_args {
 
 enum {
 	OPT_NO_OFFLOAD = 256, OPT_NO_EMULATION, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK,
+	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN,
 };
 
 static int size_opt(const char *name, const char *arg, uint64_t *v)
@@ -228,6 +231,7 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		{ "queue-depth", required_argument, NULL, OPT_QD },
 		{ "max-inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
+		{ "native-min", required_argument, NULL, OPT_NATIVE_MIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -282,6 +286,15 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		case OPT_CHUNK:
 			if (size_opt("--chunk-size", optarg, &a->opts.chunk_size))
 				return -EINVAL;
+			break;
+		case OPT_NATIVE_MIN:
+			if (!strcmp(optarg, "auto")) {
+				a->opts.native_min = 0;
+				break;
+			}
+			if (size_opt("--native-min", optarg, &v))
+				return -EINVAL;
+			a->opts.native_min = v ? v : 1;	/* 1: no piece is shorter */
 			break;
 		case 'h':
 			usage_copy(stdout);
@@ -378,8 +391,26 @@ static int64_t dst_write_pointer(struct blkcopy_dev *dst, uint64_t dst_off,
 	return (int64_t)z.write_pointer;
 }
 
-static void print_json(const struct blkcopy_progress *p, double secs, size_t nr, int err,
-		       const char *dev_err, int64_t wp)
+/* Why bytes were emulated, and the piece policy's figures. */
+static void stats_json(const struct blkcopy_stats *st)
+{
+	fputs(",\"emulated\":{", stdout);
+	for (int w = 0, first = 1; w < BLKCOPY_EMULATED_MAX; w++) {
+		if (!st->emulated[w])
+			continue;
+		printf("%s\"%s\":%" PRIu64, first ? "" : ",",
+		       blkcopy_emulated_name((enum blkcopy_emulated)w), st->emulated[w]);
+		first = 0;
+	}
+	printf("},\"native_min\":%" PRIu64 ",\"native_min_learnt\":%s"
+	       ",\"native_commands\":%" PRIu64 ",\"native_seconds\":%.6f"
+	       ",\"emulated_seconds\":%.6f",
+	       st->native_min, st->native_min_learnt ? "true" : "false", st->native_commands,
+	       (double)st->native_ns / 1e9, (double)st->emulated_busy_ns / 1e9);
+}
+
+static void print_json(const struct blkcopy_progress *p, const struct blkcopy_stats *st,
+		       double secs, size_t nr, int err, const char *dev_err, int64_t wp)
 {
 	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
 	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
@@ -409,7 +440,31 @@ static void print_json(const struct blkcopy_progress *p, double secs, size_t nr,
 		printf(",\"dst_write_pointer\":%" PRId64, wp);
 	else
 		fputs(",\"dst_write_pointer\":null", stdout);
+	stats_json(st);
 	fputs("}\n", stdout);
+}
+
+/* Emulated bytes that could have gone native, and why they did not: one line, when there are any. */
+static void print_policy(const struct blkcopy_stats *st)
+{
+	const uint64_t slower = st->emulated[BLKCOPY_EMULATED_SLOWER];
+	const uint64_t probe = st->emulated[BLKCOPY_EMULATED_PROBE];
+	const uint64_t set = st->emulated[BLKCOPY_EMULATED_NATIVE_MIN];
+	const uint64_t refused = st->emulated[BLKCOPY_EMULATED_REFUSED];
+	char a[32], b[32];
+
+	if (set)
+		printf("emulated %s of pieces shorter than --native-min %s\n",
+		       human(set, a, sizeof(a)), human(st->native_min, b, sizeof(b)));
+	if (slower)
+		printf("emulated %s of pieces shorter than %s: native copied them slower than "
+		       "emulation (learnt; --native-min sets it)\n",
+		       human(slower, a, sizeof(a)), human(st->native_min, b, sizeof(b)));
+	if (probe)
+		printf("emulated %s of small pieces to measure emulation against native copy\n",
+		       human(probe, a, sizeof(a)));
+	if (refused)
+		printf("emulated %s the device refused to copy\n", human(refused, a, sizeof(a)));
 }
 
 /* One line: what was wrong, and the library's reason when it has one ("nvme: different namespaces"). */
@@ -431,6 +486,7 @@ static int run_copy(struct copy_args *a)
 	struct blkcopy_dev *src = NULL, *dst = NULL;
 	struct blkcopy_info si;
 	struct blkcopy_progress p = { 0 };
+	struct blkcopy_stats st = { 0 };
 	struct blkcopy_job *job;
 	size_t bad = SIZE_MAX;
 	int ret;
@@ -467,7 +523,8 @@ static int run_copy(struct copy_args *a)
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)
 				p.total += a->ranges.v[i].len;
-			print_json(&p, 0, a->ranges.n, ret, why, dst_write_pointer(dst, a->dst_off, &p));
+			print_json(&p, &st, 0, a->ranges.n, ret, why,
+				   dst_write_pointer(dst, a->dst_off, &p));
 		}
 		goto out;
 	}
@@ -487,6 +544,8 @@ static int run_copy(struct copy_args *a)
 			draw_progress(&p, t0, false);
 		}
 	}
+	/* The job's own account goes with it at finish; everything is done by now. */
+	blkcopy_job_stats(job, &st, sizeof(st));
 	ssize_t n = blkcopy_job_finish(job, &p);
 	double secs = now_s() - t0;
 	if (a->progress)
@@ -496,7 +555,7 @@ static int run_copy(struct copy_args *a)
 	const char *dev_err = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
 
 	if (a->json) {
-		print_json(&p, secs, a->ranges.n, ret, ret ? dev_err : NULL,
+		print_json(&p, &st, secs, a->ranges.n, ret, ret ? dev_err : NULL,
 			   dst_write_pointer(dst, a->dst_off, &p));
 	} else if (!ret) {
 		char b[32], r[32];
@@ -506,6 +565,7 @@ static int run_copy(struct copy_args *a)
 		       a->ranges.n == 1 ? "" : "s", secs,
 		       human(secs > 0 ? (uint64_t)((double)p.total / secs) : 0, r, sizeof(r)),
 		       p.native_bytes, p.emulated_bytes, method_of(&p));
+		print_policy(&st);
 	}
 	if (ret)
 		msg("copy: %s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %" PRIu64

@@ -15,6 +15,7 @@
 #   DM_LINEAR DM_STRIPED   device-mapper over NVME_DM (and LUN_DM)
 #   NVME_DM2  namespace 6, with a GPT: NVME_DM2_PART1/2 (only ever used under dm)
 #   LUN_STRIPE1 LUN_STRIPE2   two 32 MiB rd_mcp LUNs (LUNs 6, 7) under DM_STRIPED_LUNS
+#   LUN_FREEZE   iblock LUN 8 over dm lab-freeze (LUN_FREEZE_DM) over /dev/ram2, for hangs
 #   DM_SPAN DM_PARTLIN DM_OVER_DM DM_STRIPED_LUNS DM_MIXED DM_ERROR DM_CRYPT
 #   DM_RO DM_SUSP DM_RELOAD   device-mapper stacks for tests/lab/50-dm.sh
 #       (DM_OVER_DM_BASE, lab-under, is a dm device held by DM_OVER_DM: only
@@ -172,12 +173,12 @@ trim() {
 # Modules
 
 # brd: ram0 goes under LUN_IBLOCK (iblock holds it exclusively), ram1 is
-# for the tests; 64 MiB each.
+# for the tests, ram2 under the dm device under LUN_FREEZE; 64 MiB each.
 setup_modules() {
 	local m f args err missing=""
 	while read -r m; do
 		args=""
-		[ "$m" = brd.ko ] && args="rd_nr=2 rd_size=65536"
+		[ "$m" = brd.ko ] && args="rd_nr=3 rd_size=65536"
 		# null_blk would make a 250 GB nullb0 without memory; ours come from configfs.
 		[ "$m" = null_blk.ko ] && args="nr_devices=0"
 		# A CPU-specific module (crct10dif-pclmul) may refuse to load; what
@@ -330,7 +331,11 @@ LIO_LUNS=(
 	"5 LUN_DM rd_mcp_1/lab_rddm rd_pages=16384 - 64"
 	"6 LUN_STRIPE1 rd_mcp_2/lab_stripe1 rd_pages=8192 - 32"
 	"7 LUN_STRIPE2 rd_mcp_3/lab_stripe2 rd_pages=8192 - 32"
+	"8 LUN_FREEZE iblock_1/lab_freeze udev_path=/dev/mapper/lab-freeze - 64"
 )
+# LUN_FREEZE's backing device: dm linear over /dev/ram2, which a test
+# suspends so that the target's I/O, and so an EXTENDED COPY, hangs.
+FREEZE_DM=lab-freeze
 TCM_WWN=naa.5001405000000001
 TCM_NEXUS=naa.5001405000000002
 
@@ -428,6 +433,9 @@ setup_lio() {
 			{ setup_fail lio "$name and ${keys[$k]} would share one NAA designator (serial hex digits '$k')"; return 1; }
 		keys[$k]=$name
 	done
+	[ -b /dev/ram2 ] && dmsetup create "$FREEZE_DM" --table "0 $((64 * MiB / 512)) linear /dev/ram2 0" ||
+		{ setup_fail lio "dm device $FREEZE_DM over /dev/ram2"; return 1; }
+	env_set LUN_FREEZE_DM "$FREEZE_DM"
 	for l in "${LIO_LUNS[@]}"; do
 		read -r lun name store control attr mib <<<"$l"
 		err=$(lio_backstore "$store" "$control" "$attr" "$(lun_serial "$name")" 2>&1) ||

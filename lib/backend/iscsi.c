@@ -290,7 +290,7 @@ static void iscsi_queue_destroy(struct bc_native_queue *nq)
 
 const struct bc_backend bc_backend_iscsi = {
 	.name = "iscsi",
-	.caps = BC_BACKEND_QUEUED,
+	.caps = BC_BACKEND_QUEUED | BC_BACKEND_COSTLY_COMMANDS,
 	.probe = iscsi_probe,
 	.pair = iscsi_pair,
 	.queue_create = iscsi_queue_create,

@@ -23,19 +23,41 @@
 #include "../scsi.h"
 #include "../transport/fd.h"
 
-#define XCOPY_TIMEOUT_MS 120000
+#define XCOPY_TIMEOUT_S 120	/* default; BLKCOPY_SCSI_TIMEOUT */
+#define MAX_TIMEOUT_S 3600
 #define SAM_CHECK_CONDITION 0x02
 #define SAM_BUSY 0x08
 #define SAM_RESERVATION_CONFLICT 0x18
 #define SAM_TASK_SET_FULL 0x28
 #define DID_TIME_OUT 0x03
+#define DRIVER_TIMEOUT 0x06	/* sg_io_hdr.driver_status, low nibble */
 
 struct sg_lu {
 	int fd;			/* the whole LU's block node: SG_IO */
 	struct bc_scsi_transport t;
 	struct bc_scsi_lu lu;
 	char nexus[64];		/* "host:channel:target", the LU number cut off */
+	uint32_t timeout_ms;	/* of each EXTENDED COPY */
 };
+
+/* Seconds an EXTENDED COPY may take (BLKCOPY_SCSI_TIMEOUT), or -EINVAL with the reason. */
+static int env_timeout(char *why, size_t size)
+{
+	const char *v = getenv("BLKCOPY_SCSI_TIMEOUT");
+	char *end;
+	long t;
+
+	if (!v || !*v)
+		return XCOPY_TIMEOUT_S;
+	errno = 0;
+	t = strtol(v, &end, 10);
+	if (errno || *end || t < 1 || t > MAX_TIMEOUT_S) {
+		snprintf(why, size, "BLKCOPY_SCSI_TIMEOUT must be 1 to %d seconds, not '%.32s'",
+			 MAX_TIMEOUT_S, v);
+		return -EINVAL;
+	}
+	return (int)t;
+}
 
 /* A finished command's outcome: 0, 1 for a CHECK CONDITION with sense, or -errno. */
 static int sg_status(const struct sg_io_hdr *h)
@@ -44,6 +66,8 @@ static int sg_status(const struct sg_io_hdr *h)
 		return 1;
 	if (h->host_status)
 		return h->host_status == DID_TIME_OUT ? -ETIMEDOUT : -EIO;
+	if ((h->driver_status & 0xf) == DRIVER_TIMEOUT)	/* older kernels say it here */
+		return -ETIMEDOUT;
 	switch (h->status) {
 	case 0:
 		return 0;
@@ -118,9 +142,14 @@ static int scsi_probe(struct blkcopy_dev *d)
 			 "scsi: zoned (ZBC) disk: EXTENDED COPY into zones is not supported");
 		return -ENODEV;
 	}
+	const int timeout = env_timeout(d->probe_reason, sizeof(d->probe_reason));
+
+	if (timeout < 0)
+		return timeout;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->timeout_ms = (uint32_t)timeout * 1000;
 	/* SG_IO goes to the whole LU: partitions would need CAP_SYS_RAWIO even to read. */
 	s->fd = bc_fd_open_whole(d);
 	if (s->fd < 0) {
@@ -155,6 +184,13 @@ static void scsi_close(struct blkcopy_dev *d)
 {
 	lu_free(d->backend_data);
 	d->backend_data = NULL;
+}
+
+/* What a timed-out command leaves in the device's account. */
+static void timeout_msg(uint32_t timeout_ms, char *msg, size_t size)
+{
+	snprintf(msg, size, "EXTENDED COPY: no answer within %u s (the command was aborted; "
+		 "BLKCOPY_SCSI_TIMEOUT sets the bound)", timeout_ms / 1000);
 }
 
 /* One LU, or two LUs behind one target port that the copy manager can address. */
@@ -204,11 +240,13 @@ static int scsi_copy(struct blkcopy_dev *src, struct blkcopy_dev *dst, const str
 
 	/* The destination LU receives the command: the copy manager that writes. */
 	ret = bc_scsi_xcopy(&b->t, &a->lu, src->medium.base, same ? &a->lu : &b->lu, dst->medium.base,
-			    same, segs, piece, XCOPY_TIMEOUT_MS, msg, sizeof(msg));
+			    same, segs, piece, b->timeout_ms, msg, sizeof(msg));
 	if (!ret) {
 		stats->bytes[BLKCOPY_METHOD_SCSI_XCOPY] += piece->len;
 		return 0;
 	}
+	if (ret == -ETIMEDOUT)
+		timeout_msg(b->timeout_ms, msg, sizeof(msg));
 	return xcopy_failed(src, dst, "SG_IO", ret, msg);
 }
 
@@ -357,7 +395,7 @@ static int sg_send(struct sg_queue *q, uint32_t tag)
 		.dxferp = c->list,
 		.cmdp = c->cdb,
 		.sbp = c->sense,
-		.timeout = XCOPY_TIMEOUT_MS,
+		.timeout = ((const struct sg_lu *)q->dst->backend_data)->timeout_ms,
 		.pack_id = (int)tag,
 	};
 
@@ -416,8 +454,7 @@ static int sg_result(struct sg_queue *q, uint32_t tag, const struct sg_io_hdr *h
 			return -EAGAIN;
 		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", msg, sizeof(msg));
 	} else if (ret == -ETIMEDOUT) {
-		snprintf(msg, sizeof(msg), "EXTENDED COPY: no answer within %u s (the command was aborted)",
-			 XCOPY_TIMEOUT_MS / 1000);
+		timeout_msg(((const struct sg_lu *)q->dst->backend_data)->timeout_ms, msg, sizeof(msg));
 	} else if (ret < 0) {
 		snprintf(msg, sizeof(msg), "EXTENDED COPY: status 0x%02x, host status 0x%x, driver status 0x%x",
 			 h->status, h->host_status, h->driver_status);
@@ -472,7 +509,9 @@ static int sg_queue_fd(const struct bc_native_queue *nq)
 const struct bc_backend bc_backend_scsi = {
 	.name = "scsi",
 	/* Queued on the LU's sg node; one at a time through SG_IO where there is none. */
-	.caps = BC_BACKEND_SYNC | BC_BACKEND_QUEUED | BC_BACKEND_QUEUE_MAY_REFUSE,
+	/* A copy manager such as LIO's takes one segment per command. */
+	.caps = BC_BACKEND_SYNC | BC_BACKEND_QUEUED | BC_BACKEND_QUEUE_MAY_REFUSE |
+		BC_BACKEND_COSTLY_COMMANDS,
 	.probe = scsi_probe,
 	.pair = scsi_pair,
 	.copy = scsi_copy,

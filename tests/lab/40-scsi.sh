@@ -146,12 +146,13 @@ scattered_args() {
 }
 
 # Many pieces (LIO takes one segment per command) in flight together, across LUs and in one LU.
+# Every piece native (--native-min 0): the queue is tested here, the piece policy below.
 case_queue_scattered() {
 	need LUN_FILEIO LUN_RDMCP || return 77
 	local r
 	mapfile -t r < <(scattered_args 100 0)
-	copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 24m "${r[@]}" && xcopy_only || return 1
-	copy_verify "$LUN_FILEIO" "$LUN_FILEIO" 40m "${r[@]}" && xcopy_only
+	copy_verify --opt --native-min=0 "$LUN_FILEIO" "$LUN_RDMCP" 24m "${r[@]}" && xcopy_only || return 1
+	copy_verify --opt --native-min=0 "$LUN_FILEIO" "$LUN_FILEIO" 40m "${r[@]}" && xcopy_only
 }
 
 # The one-at-a-time SG_IO path, kept for LUs without an sg node.
@@ -159,7 +160,114 @@ case_sync_sg_io() {
 	need LUN_FILEIO LUN_RDMCP || return 77
 	local r
 	mapfile -t r < <(scattered_args 40 0)
-	BLKCOPY_SCSI_SYNC=1 copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 24m "${r[@]}" && xcopy_only
+	BLKCOPY_SCSI_SYNC=1 copy_verify --opt --native-min=0 "$LUN_FILEIO" "$LUN_RDMCP" 24m "${r[@]}" &&
+		xcopy_only
+}
+
+# stride_verify SRC DST DST_OFF RANGES-FILE OPTS...: copy the ranges with
+# OPTS, then check DST against the same ranges emulated into a file (another
+# path: io_uring reads, no target involved) and the bytes around the span.
+# Fast for thousands of ranges, where copy_verify runs dd per range.
+stride_verify() {
+	local src=$1 dst=$2 off=$3 ranges=$4 total before after
+	shift 4
+	total=$(awk -F: '{ n += $2 } END { print n }' "$ranges")
+	fill_random "$src" 0 "$(dev_size "$src")" && fill_random "$dst" 0 "$(dev_size "$dst")" ||
+		{ WHY="fill failed"; return 1; }
+	before=$(md5_region "$dst" 0 "$off")$(md5_region "$dst" $((off + total)) $(($(dev_size "$dst") - off - total)))
+	truncate -s "$total" "$T_DIR/want" || return 1
+	"$BLKCOPY" copy --no-offload --no-progress --ranges-from "$ranges" "$src" "$T_DIR/want" >/dev/null ||
+		{ WHY="the reference copy into a file failed"; return 1; }
+	[[ -z ${STRIDE_MARK:-} ]] || : >"$STRIDE_MARK.started"
+	bcp copy --json --no-progress "$@" --ranges-from "$ranges" --dst-offset "$off" "$src" "$dst"
+	[[ -z ${STRIDE_MARK:-} ]] || : >"$STRIDE_MARK.done"
+	[[ $RC -eq 0 ]] || { WHY="copy: $(bcp_what)"; return 1; }
+	json_check "$T_OUT" ".bytes == $total and .error == null" "blkcopy did not report $total bytes" || return 1
+	read_region "$dst" "$off" "$total" | cmp -s - "$T_DIR/want" ||
+		{ WHY="$dst at $off does not hold the ranges"; return 1; }
+	after=$(md5_region "$dst" 0 "$off")$(md5_region "$dst" $((off + total)) $(($(dev_size "$dst") - off - total)))
+	[[ $before == "$after" ]] || { WHY="bytes of $dst outside the copy changed"; return 1; }
+}
+
+# 4096 ranges of 4 KiB: LIO's copy manager takes one per command, slower than emulation.
+# By default blkcopy learns that (a few commands, a probe of emulation) and emulates them.
+case_policy_learns() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	for ((i = 0; i < 4096; i++)); do echo "$((i * 8192)):4096"; done >"$T_DIR/stride"
+	stride_verify "$LUN_FILEIO" "$LUN_RDMCP" 32m "$T_DIR/stride" || return 1
+	info "policy: $(jq -c '{seconds, native_bytes, emulated, native_min, native_min_learnt, native_commands}' <"$T_OUT")"
+	json_check "$T_OUT" '.native_min_learnt and .native_min > 4096 and .native_bytes >= 8 * 4096 and
+		.emulated.slower > 8 * 1048576 and .emulated.probe <= 4194304 and
+		.emulated_bytes == (.emulated.slower + .emulated.probe) and .native_commands * 4096 == .native_bytes' \
+		"small pieces were not learnt to be emulated"
+}
+
+# Unit Attentions while native commands are out (LIO queues one for every
+# LU of a target port group on each ALUA state change): the commands that
+# meet them go out again, and the copy completes, all native.  Through the
+# sg queue and through SG_IO.  --no-sync: nothing but blkcopy's EXTENDED
+# COPY commands reaches the LUs during the copy.
+alua_state_file() {
+	local f
+	f=$(grep -l "$1\$" /sys/kernel/config/target/core/*/*/wwn/vpd_unit_serial 2>/dev/null | head -n 1)
+	[[ -n $f ]] && echo "${f%/wwn/vpd_unit_serial}/alua/default_tg_pt_gp/alua_access_state"
+}
+
+ua_copy() {
+	local sf df pid flips=0 k
+	sf=$(alua_state_file "$LUN_FILEIO_SERIAL") && df=$(alua_state_file "$LUN_RDMCP_SERIAL") ||
+		{ WHY="no ALUA state in configfs for the LUs"; return 77; }
+	for ((k = 0; k < 8192; k++)); do echo "$((k * 8192)):4096"; done >"$T_DIR/all"
+	sg_turs "$LUN_FILEIO" >/dev/null 2>&1; sg_turs "$LUN_RDMCP" >/dev/null 2>&1
+	rm -f "$T_DIR/ua.started" "$T_DIR/ua.done"
+	( STRIDE_MARK=$T_DIR/ua stride_verify "$LUN_FILEIO" "$LUN_RDMCP" 0 "$T_DIR/all" --native-min=0 --no-sync
+	  echo "rc=$? why=${WHY:-}" >"$T_DIR/ua-result"; cp "$T_OUT" "$T_DIR/ua-json" 2>/dev/null ) &
+	pid=$!
+	# Wait for the copy itself (after the fills and the reference copy), then flip while it runs.
+	while [[ ! -e $T_DIR/ua.started ]] && kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+	sleep 0.2
+	while [[ ! -e $T_DIR/ua.done ]] && kill -0 "$pid" 2>/dev/null; do
+		echo 1 >"$sf" && echo 1 >"$df" && sleep 0.1 && echo 0 >"$sf" && echo 0 >"$df" &&
+			flips=$((flips + 1))
+		sleep 0.2
+	done
+	wait "$pid"
+	echo 0 >"$sf"; echo 0 >"$df"
+	sg_turs "$LUN_FILEIO" >/dev/null 2>&1; sg_turs "$LUN_RDMCP" >/dev/null 2>&1
+	sg_turs "$LUN_FILEIO" >/dev/null 2>&1; sg_turs "$LUN_RDMCP" >/dev/null 2>&1
+	local res
+	res=$(cat "$T_DIR/ua-result" 2>/dev/null)
+	[[ $res == "rc=0 "* ]] || { WHY="${res#*why=}"; return 1; }
+	cp "$T_DIR/ua-json" "$T_OUT"
+	((flips >= 2)) || { WHY="the copy ended before two ALUA state changes ($flips)"; return 1; }
+	info "$T_NAME: $flips ALUA state changes (Unit Attentions on both LUs) during $(jq -r .seconds <"$T_OUT") s"
+	xcopy_only
+}
+
+case_unit_attention_queue() { need LUN_FILEIO LUN_RDMCP || return 77; ua_copy; }
+case_unit_attention_sg_io() { need LUN_FILEIO LUN_RDMCP || return 77; BLKCOPY_SCSI_SYNC=1 ua_copy; }
+
+# Large pieces stay native under the learnt policy (and 64k pieces under a set 8k minimum).
+case_policy_keeps_large() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 40m 0:16m 20m:8m && xcopy_only || return 1
+	json_check "$T_OUT" '.emulated == {} and .native_min == 0' "large pieces were emulated"
+}
+
+# --native-min set: pieces shorter are emulated at once (no command), the rest native.
+case_native_min_set() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	copy_verify --opt --native-min=64k "$LUN_FILEIO" "$LUN_RDMCP" 48m 0:4k 1m:64k 2m:1m 4m:60k || return 1
+	json_check "$T_OUT" '.emulated == {"native_min": 65536} and .native_bytes == 65536 + 1048576 and
+		.native_min == 65536 and (.native_min_learnt | not)' "--native-min 64k not applied"
+}
+
+# --no-emulation: the policy never emulates, even pieces native is slow at.
+case_policy_no_emulation() {
+	need LUN_FILEIO LUN_RDMCP || return 77
+	local r
+	mapfile -t r < <(scattered_args 300 0)
+	copy_verify --opt --no-emulation "$LUN_FILEIO" "$LUN_RDMCP" 40m "${r[@]}" && xcopy_only
 }
 
 # Without CAP_SYS_RAWIO the kernel refuses EXTENDED COPY: the copy is emulated, and says why.
@@ -170,6 +278,48 @@ case_no_rawio() {
 	chmod +x "$T_DIR/blkcopy-no-rawio"
 	BLKCOPY=$T_DIR/blkcopy-no-rawio copy_verify "$LUN_FILEIO" "$LUN_RDMCP" 8m 0:64k 1m:1m &&
 		emulated_only
+}
+
+# A command timeout: LUN_FREEZE's backing dm device is suspended, so the
+# target's reads, and the EXTENDED COPY, hang.  With BLKCOPY_SCSI_TIMEOUT=3
+# the kernel aborts the command after 3 s; the abort itself waits for the
+# target, which goes on when the device is resumed (8 s in).  The copy must
+# fail with the timeout named, nothing committed, nothing written outside
+# the span; the LU must work afterwards.  Through the sg queue and SG_IO.
+timeout_copy() {
+	local dm=$LUN_FREEZE_DM rz t0 took before after k
+	for ((k = 0; k < 16; k++)); do echo "$((k * 1048576)):65536"; done >"$T_DIR/ranges"
+	fill_random "$LUN_FREEZE" 0 16m && fill_random "$LUN_RDMCP" 0 8m || { WHY="fill failed"; return 1; }
+	before=$(md5_region "$LUN_RDMCP" 0 1m)$(md5_region "$LUN_RDMCP" 2m 6m)
+	dmsetup suspend "$dm" || { WHY="dmsetup suspend $dm failed"; return 1; }
+	( sleep 8; dmsetup resume "$dm" ) &
+	rz=$!
+	t0=$EPOCHREALTIME
+	BLKCOPY_SCSI_TIMEOUT=3 bcp copy --json --no-progress --native-min=0 --ranges-from "$T_DIR/ranges" \
+		--dst-offset 1m "$LUN_FREEZE" "$LUN_RDMCP"
+	took=$(elapsed_since "$t0")
+	wait "$rz"
+	dmsetup resume "$dm" 2>/dev/null
+	sg_turs "$LUN_FREEZE" >/dev/null 2>&1; sg_turs "$LUN_RDMCP" >/dev/null 2>&1
+	info "$T_NAME: rc $RC after ${took}s: $(jq -c '{error, device_error, committed}' <"$T_OUT" 2>/dev/null)"
+	[[ $RC -ne 0 ]] || { WHY="the copy succeeded while its source hung"; return 1; }
+	json_check "$T_OUT" '.committed == 0 and .native_bytes == 0 and (.error | test("timed out"; "i")) and
+		(.device_error | test("no answer within 3 s"))' "the timeout is not reported as such" || return 1
+	after=$(md5_region "$LUN_RDMCP" 0 1m)$(md5_region "$LUN_RDMCP" 2m 6m)
+	[[ $before == "$after" ]] || { WHY="bytes outside the copy changed"; return 1; }
+	# The LU works again: the same copy, now complete.
+	copy_verify --opt --native-min=0 "$LUN_FREEZE" "$LUN_RDMCP" 1m 0:64k 1m:64k 2m:64k && xcopy_only
+}
+
+case_timeout_queue() { need LUN_FREEZE LUN_RDMCP LUN_FREEZE_DM || return 77; timeout_copy; }
+case_timeout_sg_io() { need LUN_FREEZE LUN_RDMCP LUN_FREEZE_DM || return 77; BLKCOPY_SCSI_SYNC=1 timeout_copy; }
+
+# A bad BLKCOPY_SCSI_TIMEOUT is refused at open, naming it.
+case_timeout_setting() {
+	need LUN_FILEIO || return 77
+	BLKCOPY_SCSI_TIMEOUT=0 bcp limits "$LUN_FILEIO"
+	[[ $RC -ne 0 ]] && grep -q "BLKCOPY_SCSI_TIMEOUT must be 1 to 3600 seconds, not '0'" "$T_ERR" ||
+		{ WHY="BLKCOPY_SCSI_TIMEOUT=0 accepted: $(bcp_what)"; return 1; }
 }
 
 run_case scsi-limits case_limits
@@ -186,10 +336,20 @@ run_case scsi-job-fd-sg-io case_job_fd_sg_io
 run_case scsi-job-fd-sg-queue case_job_fd_sg_queue
 run_case scsi-queue-scattered case_queue_scattered
 run_case scsi-sync-sg-io case_sync_sg_io
+run_case scsi-policy-learns case_policy_learns
+run_case scsi-policy-keeps-large case_policy_keeps_large
+run_case scsi-native-min-set case_native_min_set
+run_case scsi-policy-no-emulation case_policy_no_emulation
+run_case scsi-unit-attention-queue case_unit_attention_queue
+run_case scsi-unit-attention-sg-io case_unit_attention_sg_io
 run_case scsi-no-rawio-emulates case_no_rawio
 run_case scsi-no-offload case_no_offload
 run_case scsi-to-nvme-emulated case_scsi_to_nvme_emulated
 run_case scsi-no-emulation-refused case_no_emulation_refused
 run_case scsi-no-emulation-native case_no_emulation_native_ok
 run_case scsi-buffered-read-after-copy case_buffered_read_after_copy
+run_case scsi-timeout-setting case_timeout_setting
+# Last: a timeout sends the tcm_loop host through error handling.
+run_case scsi-timeout-queue case_timeout_queue
+run_case scsi-timeout-sg-io case_timeout_sg_io
 finish

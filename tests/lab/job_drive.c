@@ -60,7 +60,9 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < nr; i++)
 		r[i] = (struct blkcopy_range){ .offset = (uint64_t)i * 8192, .len = 4096 };
-	int err = blkcopy_job_submit(src, r, nr, dst, dst_off, NULL, &job);
+	/* Every piece native: the descriptor is what is tested, not the piece policy. */
+	const struct blkcopy_opts o = { .native_min = 1 };
+	int err = blkcopy_job_submit(src, r, nr, dst, dst_off, &o, &job);
 	if (err) {
 		fprintf(stderr, "job_drive: submit: %s %s\n", blkcopy_strerror(err),
 			blkcopy_dev_error(dst));

@@ -298,6 +298,11 @@ bcp() {
 	RC=$?
 }
 
+# elapsed_since T0: seconds (decimal) since an $EPOCHREALTIME value.
+elapsed_since() {
+	awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
+}
+
 # bcp_what: the last run in a few words, for a failure message.
 bcp_what() {
 	local e

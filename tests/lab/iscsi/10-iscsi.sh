@@ -11,11 +11,6 @@
 # copy is checked in the LUNs' images on the host.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# elapsed_since T0: seconds (decimal) since an $EPOCHREALTIME value.
-elapsed_since() {
-	awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
-}
-
 # faster_than SECONDS T0: less than SECONDS have passed since T0, or WHY.
 faster_than() {
 	local e
@@ -78,7 +73,20 @@ case_cross_lun_scattered() {
 		len=$((((i * 11) % 16 + 1) * 4096))
 		r+=("$off:$len")
 	done
-	lun_copy_verify ALPHA0 ALPHA1 40m "${r[@]}" && native_only
+	# Every piece native: the queue is tested here, the piece policy below.
+	lun_copy_verify --opt --native-min=0 ALPHA0 ALPHA1 40m "${r[@]}" && native_only
+}
+
+# 4096 ranges of 4 KiB, one EXTENDED COPY each: emulation is faster, and blkcopy learns it.
+case_policy_learns() {
+	local i r=()
+	for ((i = 0; i < 4096; i++)); do r+=("$((i * 8192)):4096"); done
+	lun_copy_verify ALPHA0 ALPHA1 32m "${r[@]}" || return 1
+	info "policy: $(jq -c '{native_bytes, emulated, native_min, native_min_learnt, native_commands}' <"$T_OUT")"
+	json_check "$T_OUT" '.native_min_learnt and .native_min > 4096 and .native_bytes >= 8 * 4096 and
+		.emulated.slower > 8 * 1048576 and .emulated.probe <= 4194304 and
+		.emulated_bytes == (.emulated.slower + .emulated.probe)' \
+		"small pieces were not learnt to be emulated"
 }
 
 # More than one segment's 65535 blocks: split into several commands.
@@ -350,7 +358,7 @@ drop_during_native_copy() {
 	done >"$ranges"
 	fill_random "$ISCSI_IMG_ALPHA0" 0 $((128 * MiB)) || { WHY="fill failed"; return 1; }
 	fill_random "$ISCSI_IMG_ALPHA1" 0 $((32 * MiB)) || { WHY="fill failed"; return 1; }
-	copy_and_cut tpg --ranges-from "$ranges" "$ISCSI_ALPHA0" "$ISCSI_ALPHA1" || return 1
+	copy_and_cut tpg --native-min=0 --ranges-from "$ranges" "$ISCSI_ALPHA0" "$ISCSI_ALPHA1" || return 1
 	json_check "$T_OUT" '(.committed | type) == "number" and .committed < .total and .native_bytes > 0 and .emulated_bytes == 0' \
 		"the JSON does not report a partial native copy" || return 1
 	c=$(jq -r .committed <"$T_OUT")
@@ -372,6 +380,7 @@ run_case iscsi-limits case_limits
 run_case iscsi-same-lun case_same_lun
 run_case iscsi-cross-lun-scattered case_cross_lun_scattered
 run_case iscsi-cross-lun-64m case_cross_lun_64m
+run_case iscsi-policy-learns case_policy_learns
 run_case iscsi-lun-to-file case_lun_to_file
 run_case iscsi-file-to-lun case_file_to_lun
 run_case iscsi-no-offload case_no_offload

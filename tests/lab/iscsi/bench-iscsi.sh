@@ -3,6 +3,9 @@
 # iSCSI EXTENDED COPY against forced emulation, ALPHA0 -> ALPHA1 (two LUNs of
 # one target): 64 MiB in one range, and 4096 scattered 4 KiB ranges (LIO takes
 # one segment per command: one EXTENDED COPY per range, many in flight).
+# Three ways each: the default (the piece policy: small pieces whose commands
+# cost more than emulating them are emulated), every piece native
+# (--native-min 0) and --no-offload.
 # Runs alternating, best of BENCH_REPEAT each: wall
 # time, CPU time of the blkcopy process (user + system) and bytes on the
 # wire, counted by two iptables rules on lo for the target's port (one per
@@ -75,27 +78,47 @@ human() {
 	awk -v b="$1" 'BEGIN { split("B KB MB GB", u); i = 1; while (b >= 1000 && i < 4) { b /= 1000; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
 }
 
-# compare NAME: native against --no-offload for the runs under NAME, as INFO lines.
-compare() {
-	local name=$1 nw nc nb nm ew ec eb em
-	read -r nw nc nb nm <<<"$(best "$name-native")"
-	read -r ew ec eb em <<<"$(best "$name-emulated")"
-	[[ $nm == scsi_xcopy ]] || { WHY="$name: the native runs used '$nm'"; return 1; }
-	[[ $em == emulate ]] || { WHY="$name: the --no-offload runs used '$em'"; return 1; }
-	((nb > 0 && eb > 0)) || { WHY="$name: no bytes counted on port $ISCSI_PORT (native $nb, emulated $eb)"; return 1; }
-	info "bench iscsi $name ALPHA0->ALPHA1 scsi_xcopy: ${nw}s, cpu ${nc}s, $(human "$nb") on the wire"
-	info "bench iscsi $name ALPHA0->ALPHA1 --no-offload: ${ew}s, cpu ${ec}s, $(human "$eb") on the wire"
-	info "bench iscsi $name: native $(awk -v e="$ew" -v n="$nw" 'BEGIN { printf "%.2f", e / n }')x faster," \
-		"$(awk -v e="$ec" -v n="$nc" 'BEGIN { printf "%.1f", e / (n > 0.001 ? n : 0.001) }')x less cpu," \
-		"$(awk -v e="$eb" -v n="$nb" 'BEGIN { printf "%.0f", e / n }')x fewer bytes on the wire (best of $REPEAT, alternating)"
+# line NAME LABEL RUNS: one INFO line for the best of RUNS.
+line() {
+	local w c b m
+	read -r w c b m <<<"$(best "$1-$3")"
+	info "bench iscsi $1 ALPHA0->ALPHA1 $2: ${w}s, cpu ${c}s, $(human "$b") on the wire ($m)"
 }
 
-# bench NAME LEN ARGS...: REPEAT alternating native and --no-offload runs of "blkcopy copy ARGS".
+# ratio NAME RUNS: RUNS against --no-offload, speed, cpu and wire.
+ratio() {
+	local nw nc nb ew ec eb
+	read -r nw nc nb _ <<<"$(best "$1-$2")"
+	read -r ew ec eb _ <<<"$(best "$1-emulated")"
+	echo "$(awk -v e="$ew" -v n="$nw" 'BEGIN { printf "%.2f", e / n }')x the speed," \
+		"$(awk -v e="$ec" -v n="$nc" 'BEGIN { printf "%.1f", e / (n > 0.001 ? n : 0.001) }')x less cpu," \
+		"$(awk -v e="$eb" -v n="$nb" 'BEGIN { printf "%.0f", e / (n > 0 ? n : 1) }')x fewer bytes on the wire"
+}
+
+# compare NAME: the default (the piece policy) and every piece native against --no-offload.
+compare() {
+	local name=$1 dm nm em nb eb
+	read -r _ _ _ dm <<<"$(best "$name-default")"
+	read -r _ _ nb nm <<<"$(best "$name-native")"
+	read -r _ _ eb em <<<"$(best "$name-emulated")"
+	[[ $dm == scsi_xcopy || $dm == mixed ]] || { WHY="$name: the default runs used '$dm'"; return 1; }
+	[[ $nm == scsi_xcopy ]] || { WHY="$name: the --native-min 0 runs used '$nm'"; return 1; }
+	[[ $em == emulate ]] || { WHY="$name: the --no-offload runs used '$em'"; return 1; }
+	((nb > 0 && eb > 0)) || { WHY="$name: no bytes counted on port $ISCSI_PORT (native $nb, emulated $eb)"; return 1; }
+	line "$name" default default
+	line "$name" "--native-min 0 (every piece native)" native
+	line "$name" --no-offload emulated
+	info "bench iscsi $name: default $(ratio "$name" default) than --no-offload (best of $REPEAT, alternating)"
+	info "bench iscsi $name: every piece native $(ratio "$name" native) than --no-offload"
+}
+
+# bench NAME LEN ARGS...: REPEAT alternating default, all-native and --no-offload runs of "blkcopy copy ARGS".
 bench() {
 	local name=$1 len=$2 k
 	shift 2
 	for ((k = 0; k < REPEAT; k++)); do
-		run_once "$name-native" "$len" copy "$@" || return 1
+		run_once "$name-default" "$len" copy "$@" || return 1
+		run_once "$name-native" "$len" copy --native-min=0 "$@" || return 1
 		run_once "$name-emulated" "$len" copy --no-offload "$@" || return 1
 	done
 	compare "$name"
