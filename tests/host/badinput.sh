@@ -227,6 +227,9 @@ case_bad_syntax() {
 	acc usage2 --range 0:4096 --dst-offset 1q
 	acc usage2 --range 0:4096 --chunk-size 12zz
 	acc usage2 --range 0:4096 --queue-depth many
+	acc usage2 --range 0:4096 --native-min 12zz
+	acc usage2 --range 0:4096 --native-min automatic
+	acc usage2 --range 0:4096 --native-min -4k
 	acc usage2 --range 0:4096 --no-such-option
 	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 "$D/src"
 	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 "$D/src" "$D/dst" "$D/dst"
