@@ -3,8 +3,10 @@
 #ifndef BLKCOPY_UTIL_H
 #define BLKCOPY_UTIL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -39,6 +41,27 @@ static inline bool bc_resize(void **p, size_t n, size_t size)
 	if (q)
 		*p = q;
 	return q != NULL;
+}
+
+/*
+ * Seconds from environment variable @name, 1 to @max; @def when it is unset
+ * or empty; -EINVAL with the reason in @why when it is anything else.
+ */
+static inline int bc_env_seconds(const char *name, int def, int max, char *why, size_t size)
+{
+	const char *v = getenv(name);
+	char *end;
+	long t;
+
+	if (!v || !*v)
+		return def;
+	errno = 0;
+	t = strtol(v, &end, 10);
+	if (errno || *end || t < 1 || t > max) {
+		snprintf(why, size, "%s must be 1 to %d seconds, not '%.32s'", name, max, v);
+		return -EINVAL;
+	}
+	return (int)t;
 }
 
 #endif

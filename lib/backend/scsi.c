@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../backend.h"
+#include "../util.h"
 #include "../scsi.h"
 #include "../transport/fd.h"
 
@@ -39,25 +40,6 @@ struct sg_lu {
 	char nexus[64];		/* "host:channel:target", the LU number cut off */
 	uint32_t timeout_ms;	/* of each EXTENDED COPY */
 };
-
-/* Seconds an EXTENDED COPY may take (BLKCOPY_SCSI_TIMEOUT), or -EINVAL with the reason. */
-static int env_timeout(char *why, size_t size)
-{
-	const char *v = getenv("BLKCOPY_SCSI_TIMEOUT");
-	char *end;
-	long t;
-
-	if (!v || !*v)
-		return XCOPY_TIMEOUT_S;
-	errno = 0;
-	t = strtol(v, &end, 10);
-	if (errno || *end || t < 1 || t > MAX_TIMEOUT_S) {
-		snprintf(why, size, "BLKCOPY_SCSI_TIMEOUT must be 1 to %d seconds, not '%.32s'",
-			 MAX_TIMEOUT_S, v);
-		return -EINVAL;
-	}
-	return (int)t;
-}
 
 /* A finished command's outcome: 0, 1 for a CHECK CONDITION with sense, or -errno. */
 static int sg_status(const struct sg_io_hdr *h)
@@ -142,7 +124,8 @@ static int scsi_probe(struct blkcopy_dev *d)
 			 "scsi: zoned (ZBC) disk: EXTENDED COPY into zones is not supported");
 		return -ENODEV;
 	}
-	const int timeout = env_timeout(d->probe_reason, sizeof(d->probe_reason));
+	const int timeout = bc_env_seconds("BLKCOPY_SCSI_TIMEOUT", XCOPY_TIMEOUT_S, MAX_TIMEOUT_S,
+					   d->probe_reason, sizeof(d->probe_reason));
 
 	if (timeout < 0)
 		return timeout;

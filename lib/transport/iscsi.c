@@ -221,25 +221,6 @@ static int iscsi_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_sc
 /* ------------------------------------------------------------------------ */
 /* Session setup                                                            */
 
-static int env_timeout(char *why, size_t size)
-{
-	const char *v = getenv("BLKCOPY_ISCSI_TIMEOUT");
-	char *end;
-	long t;
-
-	if (!v || !*v)
-		return DEFAULT_TIMEOUT_S;
-	errno = 0;
-	t = strtol(v, &end, 10);
-	if (errno || *end || t < 1 || t > MAX_TIMEOUT_S) {
-		snprintf(why, size, "BLKCOPY_ISCSI_TIMEOUT must be 1 to %d seconds, not '%.32s'",
-			 MAX_TIMEOUT_S, v);
-		return -EINVAL;
-	}
-	return (int)t;
-}
-
-
 static int login_errno(int status)
 {
 	switch (status) {
@@ -463,7 +444,7 @@ static int iscsi_open(struct blkcopy_dev *d, const char *url, char *why, size_t 
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = env_timeout(why, size);
+	ret = bc_env_seconds("BLKCOPY_ISCSI_TIMEOUT", DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, why, size);
 	if (ret < 0)
 		goto fail;
 	s->timeout_s = ret;
