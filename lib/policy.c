@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The per-piece policy: see policy.h.  A class of piece sizes is judged
- * once EXPLORE of its commands have landed; emulation once KNOWN bytes of
+ * The per-piece policy: see policy.h.  A class of piece sizes is explored
+ * with EXPLORE native commands, while the next small pieces probe
+ * emulation, and judged once they have landed; emulation once KNOWN bytes of
  * it are written (or all it had).  The threshold is the top of the largest class judged
  * slower than emulation below the smallest class judged at least as fast:
  * native throughput grows with the piece, so classes above are native (and
@@ -35,6 +36,7 @@ void bc_policy_completed(struct bc_policy *p, uint64_t len, bool landed, uint64_
 	const uint64_t ns = now_ns > p->mark_ns ? now_ns - p->mark_ns : 0;
 
 	p->mark_ns = now_ns;
+	p->cls[class_of(len)].back++;
 	if (!landed)
 		return;
 	p->cls[class_of(len)].bytes += len;
@@ -51,10 +53,21 @@ static bool emu_known(const struct bc_emu_rate *er)
 	return (er->bytes >= KNOWN || (er->idle && er->bytes)) && er->busy_ns;
 }
 
+/* Native commands of a size were sent to judge it, and are not all back (landed or not). */
+static bool exploring(const struct bc_policy *p)
+{
+	for (unsigned int k = 0; k < BC_POLICY_CLASSES; k++)
+		if (p->cls[k].issued >= EXPLORE && p->cls[k].back < EXPLORE)
+			return true;
+	return false;
+}
+
 bool bc_policy_waits(const struct bc_policy *p, const struct bc_emu_rate *er)
 {
 	/* Once the whole probe is handed: until then its pieces go on being handed. */
-	return p->learn && p->probe_bytes >= PROBE_BYTES && !emu_known(er) && !er->idle;
+	if (!p->learn || p->probe_bytes < PROBE_BYTES)
+		return false;
+	return (!emu_known(er) && !er->idle) || exploring(p);
 }
 
 /* Class @k copied natively at least as fast as emulation: bytes/ns, cross-multiplied. */
@@ -96,13 +109,17 @@ bool bc_policy_emulate(struct bc_policy *p, uint64_t len, const struct bc_emu_ra
 	}
 	if (!p->learn)
 		return false;
-	if (emu_known(er)) {
-		*why = BLKCOPY_EMULATED_SLOWER;
-		return len < bc_policy_threshold(p, er, &learnt);
+	const unsigned int k = class_of(len);
+
+	*why = BLKCOPY_EMULATED_SLOWER;
+	if (emu_known(er) && len < bc_policy_threshold(p, er, &learnt))
+		return true;
+	/* A size is explored natively first; meanwhile emulation is probed with the next pieces. */
+	if (p->cls[k].issued < EXPLORE) {
+		p->cls[k].issued++;
+		return false;
 	}
-	/* Emulation not measured yet: once natives of this size are, emulate a little of them. */
-	if (p->cls[class_of(len)].n >= EXPLORE && len <= PROBE_PIECE &&
-	    p->probe_bytes < PROBE_BYTES) {
+	if (!emu_known(er) && len <= PROBE_PIECE && p->probe_bytes < PROBE_BYTES) {
 		p->probe_bytes += len;
 		*why = BLKCOPY_EMULATED_PROBE;
 		return true;

@@ -33,8 +33,10 @@ struct bc_policy {
 	bool learn;		/* learn it: the backend's commands cost that way */
 	struct {
 		uint64_t bytes, ns;
-		uint32_t n;
-	} cls[BC_POLICY_CLASSES];	/* native completions by floor(log2(length)) */
+		uint32_t n;		/* commands that landed */
+		uint32_t back;		/* completions, landed or not */
+		uint32_t issued;	/* sent native to explore the size */
+	} cls[BC_POLICY_CLASSES];	/* native commands by floor(log2(length)) */
 	uint64_t probe_bytes;	/* handed to emulation to measure it */
 	uint64_t mark_ns;	/* the lane's last completion, or when it went busy */
 	uint64_t commands, bytes, ns;	/* totals over the classes */
@@ -53,8 +55,8 @@ void bc_policy_completed(struct bc_policy *p, uint64_t len, bool landed, uint64_
 bool bc_policy_emulate(struct bc_policy *p, uint64_t len, const struct bc_emu_rate *er,
 		       enum blkcopy_emulated *why);
 /*
- * The lane sends nothing now: a probe is out and emulation not measured
- * yet, so that the two are measured apart (and native does not race ahead
+ * The lane sends nothing now: the probe is out and emulation, or a size
+ * being explored natively, is not measured yet (native must not race ahead
  * with pieces that may be better emulated).
  */
 bool bc_policy_waits(const struct bc_policy *p, const struct bc_emu_rate *er);

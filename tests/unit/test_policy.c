@@ -42,9 +42,10 @@ static void test_rule(void)
 	CHECK_EQ(bc_policy_threshold(&p, &none, &learnt), 64 * KIB);
 	CHECK(!learnt, "a set minimum called learnt");
 
-	/* Learning: nothing known yet, so native (the size is explored). */
+	/* Learning: nothing known yet, so 8 native (the size is explored), then a probe. */
 	bc_policy_init(&p, 0, true);
-	CHECK(!bc_policy_emulate(&p, 4096, &none, &why), "unexplored size emulated");
+	for (int i = 0; i < 8; i++)
+		CHECK(!bc_policy_emulate(&p, 4096, &none, &why), "unexplored size emulated");
 	/* 4 KiB commands take 250 us each: 16 MiB/s, slower than emulation. */
 	uint64_t t = 1000;
 	bc_policy_busy(&p, t);
@@ -54,6 +55,7 @@ static void test_rule(void)
 	bc_policy_completed(&p, 4096, false, t += 999999999);
 	CHECK_EQ(p.commands, 8);
 	CHECK_EQ(p.ns, 8 * 250000);
+	/* The probe does not wait for the explored commands to land (they have here). */
 
 	/* Emulation not measured: a probe of at most 4 MiB, of pieces up to 256 KiB. */
 	uint64_t probed = 0;
@@ -71,12 +73,33 @@ static void test_rule(void)
 	CHECK(!bc_policy_waits(&p, &done), "waits for an idle emulation");
 	CHECK(!bc_policy_waits(&p, &emu), "waits once emulation is measured");
 	bc_policy_init(&p, 0, true);
+	for (int i = 0; i < 9; i++)
+		CHECK(!bc_policy_emulate(&p, 512 * KIB, &none, &why), "a large piece probed");
+	/* While a size's explored commands are out, once the probe is handed, the lane waits. */
+	bc_policy_init(&p, 0, true);
+	for (int i = 0; i < 8 + 1024; i++)
+		bc_policy_emulate(&p, 4096, &none, &why);
+	CHECK_EQ(p.probe_bytes, 4 * MIB);
+	CHECK(bc_policy_waits(&p, &emu), "does not wait for the explored commands");
 	for (int i = 0; i < 8; i++)
-		bc_policy_completed(&p, 512 * KIB, true, t += 250000);
-	CHECK(!bc_policy_emulate(&p, 512 * KIB, &none, &why), "a large piece probed");
+		bc_policy_completed(&p, 4096, true, t += 250000);
+	CHECK(!bc_policy_waits(&p, &emu), "waits once they landed and emulation is measured");
+	/* Explored commands that were refused come back too: the lane must not wait for them. */
+	bc_policy_init(&p, 0, true);
+	for (int i = 0; i < 8 + 1024; i++)
+		bc_policy_emulate(&p, 4096, &none, &why);
+	for (int i = 0; i < 8; i++)
+		bc_policy_completed(&p, 4096, false, t += 250000);
+	CHECK(!bc_policy_waits(&p, &emu), "waits for refused commands");
+	CHECK(!bc_policy_emulate(&p, 4096, &emu, &why), "a size never judged emulated");
 
 	/* Measured: 4 KiB slower, 1 MiB (4 GiB/s) faster: threshold 8 KiB. */
 	bc_policy_init(&p, 0, true);
+	for (int i = 0; i < 8; i++) {
+		bc_policy_emulate(&p, 4096, &none, &why);
+		bc_policy_emulate(&p, MIB, &none, &why);
+		bc_policy_emulate(&p, 8192, &none, &why);
+	}
 	bc_policy_busy(&p, t);
 	for (int i = 0; i < 8; i++)
 		bc_policy_completed(&p, 4096, true, t += 250000);
@@ -93,6 +116,8 @@ static void test_rule(void)
 
 	/* Native faster at every size measured: no threshold. */
 	bc_policy_init(&p, 0, true);
+	for (int i = 0; i < 8; i++)
+		bc_policy_emulate(&p, 4096, &none, &why);
 	bc_policy_busy(&p, t);
 	for (int i = 0; i < 8; i++)
 		bc_policy_completed(&p, 4096, true, t += 10000);	/* 400 MiB/s */
