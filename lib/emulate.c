@@ -42,6 +42,7 @@ enum chunk_state { CHUNK_FREE, CHUNK_READING, CHUNK_WRITING };
 struct chunk {
 	enum chunk_state state;
 	char *buf;
+	char *cmp;		/* verification: the destination read back */
 	uint64_t dst;
 	uint64_t len;
 	uint64_t wdone;		/* bytes of the write completed */
@@ -88,6 +89,7 @@ struct bc_emu {
 
 	uint64_t done;
 	uint64_t fail_low;	/* lowest destination byte an abandoned chunk left unwritten */
+	uint64_t mismatch;	/* verification: lowest destination byte that differs */
 	int error;
 	bool stopping;
 	bool watch_armed;
@@ -123,6 +125,7 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		return -ENOMEM;
 	e->p = *p;
 	e->fail_low = UINT64_MAX;
+	e->mismatch = UINT64_MAX;
 	if (p->direct)
 		e->align = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
 	else
@@ -184,7 +187,8 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 	if (nr > UINT16_MAX)
 		nr = UINT16_MAX;
 
-	e->mem_len = chunk * nr;
+	/* Verification reads the destination back into a second buffer per chunk. */
+	e->mem_len = chunk * nr * (e->p.verify ? 2 : 1);
 	e->mem = mmap(NULL, e->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (e->mem == MAP_FAILED) {
 		e->mem = NULL;
@@ -203,11 +207,16 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 	e->p.chunk_size = chunk;
 	for (uint32_t i = 0; i < nr; i++) {
 		e->chunks[i].buf = (char *)e->mem + i * chunk;
+		if (e->p.verify)
+			e->chunks[i].cmp = (char *)e->mem + (nr + i) * chunk;
 		e->chunks[i].segs = segs + (size_t)i * SEGS_PER_CHUNK;
 		iov[i] = (struct iovec){ .iov_base = e->chunks[i].buf, .iov_len = chunk };
 	}
-	/* Registration pins the pages; without it (RLIMIT_MEMLOCK) plain I/O still works. */
-	e->end[SRC].fixed_bufs = e->end[DST].fixed_bufs =
+	/*
+	 * Registration pins the pages; without it (RLIMIT_MEMLOCK) plain I/O
+	 * still works.  A registered buffer is a chunk's: not its second one.
+	 */
+	e->end[SRC].fixed_bufs = e->end[DST].fixed_bufs = !e->p.verify &&
 		io_uring_register_buffers(&e->ring, iov, (unsigned int)nr) == 0;
 	free(iov);
 	return 0;
@@ -338,7 +347,8 @@ static bool submit_io(struct bc_emu *e, int i, uint32_t ci, char *buf, uint64_t 
 
 	if (!e->inflight++)
 		e->busy_since = bc_now_ns();
-	ret = e->t[i]->io_submit(&e->end[i], i == DST, buf, len, off, (int)ci, data);
+	/* Verifying, the destination is read back, not written. */
+	ret = e->t[i]->io_submit(&e->end[i], i == DST && !e->p.verify, buf, len, off, (int)ci, data);
 	if (ret == -EAGAIN) {
 		e->inflight--;	/* an idle time of nothing: busy_since restarts with the next */
 		return false;
@@ -355,8 +365,8 @@ static bool issue_write(struct bc_emu *e, uint32_t ci)
 	struct chunk *c = &e->chunks[ci];
 
 	c->write_in_flight = true;
-	if (!submit_io(e, DST, ci, c->buf + c->wdone, c->len - c->wdone, c->dst + c->wdone,
-		       WRITE_TAG)) {
+	if (!submit_io(e, DST, ci, (e->p.verify ? c->cmp : c->buf) + c->wdone, c->len - c->wdone,
+		       c->dst + c->wdone, WRITE_TAG)) {
 		c->write_in_flight = false;
 		return false;
 	}
@@ -420,7 +430,7 @@ static void fill(struct bc_emu *e)
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
 
-		if (c->state == CHUNK_FREE && !load_chunk(e, c))
+		if (c->state == CHUNK_FREE && (e->mismatch != UINT64_MAX || !load_chunk(e, c)))
 			break;
 	}
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
@@ -441,6 +451,23 @@ static void fill(struct bc_emu *e)
 			if (!issue_read(e, i, c->next_seg++))
 				return;
 	}
+}
+
+/*
+ * A chunk read back: where it first differs from its source, if it does.
+ * Then no more chunks are loaded; those loaded (all lower, chunks load in
+ * destination order) still finish, so the lowest difference is found.
+ */
+static void compare(struct bc_emu *e, const struct chunk *c)
+{
+	if (!memcmp(c->buf, c->cmp, c->len))
+		return;
+	uint64_t i = 0;
+
+	while (c->buf[i] == c->cmp[i])
+		i++;
+	if (c->dst + i < e->mismatch)
+		e->mismatch = c->dst + i;
 }
 
 static void complete(struct bc_emu *e, uint64_t data, int res)
@@ -471,6 +498,8 @@ static void complete(struct bc_emu *e, uint64_t data, int res)
 		c->wdone += (uint64_t)res;
 		e->done += (uint64_t)res;
 		if (c->wdone == c->len) {
+			if (e->p.verify)
+				compare(e, c);
 			c->state = CHUNK_FREE;
 			e->busy_chunks--;
 		}
@@ -545,7 +574,9 @@ static bool idle(struct bc_emu *e)
 {
 	if (e->stopping)
 		release_stopped_chunks(e);
-	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && !e->queue));
+	/* A difference found: what is queued will not be loaded. */
+	return e->inflight == 0 &&
+	       (e->stopping || (!e->busy_chunks && (!e->queue || e->mismatch != UINT64_MAX)));
 }
 
 /*
@@ -655,6 +686,11 @@ void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending,
 	*done = e->done;
 	*low_pending = low;
 	*error = e->error;
+}
+
+uint64_t bc_emu_mismatch(const struct bc_emu *e)
+{
+	return e->mismatch;
 }
 
 void bc_emu_rate(const struct bc_emu *e, struct bc_emu_rate *r)

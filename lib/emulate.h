@@ -24,6 +24,11 @@ struct bc_emu_params {
 	 * run ahead in parallel.
 	 */
 	uint64_t zone_size;
+	/*
+	 * Verify instead of copy: each chunk's source is read as for a copy,
+	 * then its destination read back and compared.  Twice the buffers.
+	 */
+	bool verify;
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup);
@@ -49,8 +54,13 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms);
  */
 int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms);
 void bc_emu_stop(struct bc_emu *e, int error);
-/* Bytes written, any order; lowest destination offset not known written; first error. */
+/*
+ * Bytes written (verified, when verifying), any order; lowest destination
+ * offset not known written; first error.
+ */
 void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error);
+/* Verification: the lowest destination byte found to differ from its source (UINT64_MAX: none). */
+uint64_t bc_emu_mismatch(const struct bc_emu *e);
 /* Bytes written and the time the engine had I/O in flight, for the piece policy. */
 void bc_emu_rate(const struct bc_emu *e, struct bc_emu_rate *r);
 /* Both ends can do O_DIRECT with these spans (alignment of every offset and length). */

@@ -19,6 +19,7 @@
 #include "native.h"
 #include "plan.h"
 #include "request.h"
+#include "transport.h"
 #include "util.h"
 #include "zone.h"
 
@@ -105,6 +106,7 @@ static void free_job(struct blkcopy_job *j)
 	if (j->kick >= 0)
 		close(j->kick);
 	bc_emu_destroy(j->emu);
+	bc_emu_destroy(j->verify);
 	free(j->emu_group);
 	free(j->spans);
 	free(j);
@@ -198,7 +200,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 						    o.flags, why, sizeof(why));
 	}
 
-	const struct bc_emu_params ep = {
+	j->emu_params = (struct bc_emu_params){
 		.queue_depth = o.queue_depth,
 		.max_inflight = o.max_inflight,
 		.chunk_size = o.chunk_size,
@@ -206,7 +208,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.direct = direct,
 		.zone_size = bc_zone_boundary(dst),
 	};
-	ret = bc_emu_create(src, dst, &ep, &j->emu);
+	ret = bc_emu_create(src, dst, &j->emu_params, &j->emu);
 	if (ret)
 		goto fail;
 	/* One descriptor for callers' poll loops: emulation, every native queue, the kick. */
@@ -288,11 +290,61 @@ static int wait_any(struct blkcopy_job *j, int timeout_ms)
 	return 0;
 }
 
+/* BLKCOPY_VERIFY: the destination read back against the source, as emulation reads them. */
+static int verify_start(struct blkcopy_job *j)
+{
+	struct bc_emu_params ep = j->emu_params;
+	int ret;
+
+	/*
+	 * Read back what the device holds, not the page cache: written back
+	 * (also without BLKCOPY_SYNC) and the range's cached pages dropped.
+	 */
+	ret = bc_dev_flush(j->dst);
+	if (ret)
+		return ret;
+	if (j->dst->transport->invalidate)
+		j->dst->transport->invalidate(j->dst, j->dst_off, j->total);
+	ep.verify = true;
+	ep.zone_size = 0;	/* reads go in any order */
+	ret = bc_emu_create(j->src, j->dst, &ep, &j->verify);
+	if (!ret)
+		ret = epoll_add(j->epfd, bc_emu_fd(j->verify));
+	if (!ret)
+		ret = bc_emu_add(j->verify, j->spans, j->nr_spans, j->dst_off, false);
+	return ret;
+}
+
+/* Verification is over: a difference is an error, and nothing from it on counts. */
+static void verify_end(struct blkcopy_job *j)
+{
+	const uint64_t mismatch = bc_emu_mismatch(j->verify);
+	uint64_t done, low;
+	int err;
+
+	bc_emu_state(j->verify, &done, &low, &err);
+	if (!j->error && j->cancelled)
+		j->error = -ECANCELED;
+	if (mismatch != UINT64_MAX) {
+		bc_wm_lose(&j->wm, mismatch);
+		if (!j->error)
+			j->error = -EILSEQ;
+	}
+	if (!j->error && err)
+		j->error = err;
+	j->finished = true;
+}
+
+/* The copy is done: final checks, then verification when asked (the job finishes after it). */
 static void finish_up(struct blkcopy_job *j)
 {
 	uint64_t done, low;
 	int err;
 
+	if (j->verify) {
+		verify_end(j);
+		return;
+	}
 	bc_emu_state(j->emu, &done, &low, &err);
 	if (!j->error && err)
 		j->error = err;
@@ -315,7 +367,20 @@ static void finish_up(struct blkcopy_job *j)
 		if (ret)
 			j->error = ret;
 	}
+	if (!j->error && (j->flags & BLKCOPY_VERIFY)) {
+		int ret = verify_start(j);
+
+		if (!ret)
+			return;
+		j->error = ret;
+	}
 	j->finished = true;
+}
+
+/* The engine at work: the copy's, or once it is done, verification's. */
+static struct bc_emu *active_emu(const struct blkcopy_job *j)
+{
+	return j->verify ? j->verify : j->emu;
 }
 
 /* Work that can go without waiting for a completion: the descriptor must say so. */
@@ -332,8 +397,11 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 	while (!j->finished) {
 		int wait = timeout_ms;
 
-		if (j->cancelled && !j->error)
+		if (j->cancelled && !j->error) {
 			bc_plan_stop(j, -ECANCELED);
+			if (j->verify)
+				bc_emu_stop(j->verify, -ECANCELED);
+		}
 		step(j);
 		if (timeout_ms > 0) {
 			int64_t left = deadline - bc_now_ms();
@@ -341,14 +409,16 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 		}
 
 		const bool busy = bc_native_active(j) || bc_plan_ready(j);
-		const int ret = bc_emu_run(j->emu, busy ? 0 : wait);
+		const int ret = bc_emu_run(active_emu(j), busy ? 0 : wait);
 		const bool idle = ret > 0 || (ret < 0 && ret != -EINTR);
 
 		if (ret < 0 && ret != -EINTR)
 			bc_plan_stop(j, ret);	/* the ring failed: finish with its error */
 		if (idle && !bc_native_active(j) && j->planned_all) {
 			finish_up(j);
-			break;
+			if (j->finished)
+				break;
+			continue;	/* verification starts */
 		}
 		/* Back to the caller on a signal: it may want to react (cancel). */
 		if (ret == -EINTR || timeout_ms == 0 ||
@@ -408,6 +478,14 @@ int blkcopy_job_stats(const struct blkcopy_job *j, struct blkcopy_stats *out, si
 	bc_emu_rate(j->emu, &er);
 	st.emulated_done = er.bytes;
 	st.emulated_busy_ns = er.busy_ns;
+	st.mismatch_offset = UINT64_MAX;
+	if (j->verify) {
+		uint64_t low;
+		int err;
+
+		bc_emu_state(j->verify, &st.verified_bytes, &low, &err);
+		st.mismatch_offset = bc_emu_mismatch(j->verify);
+	}
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_policy *p = &j->lanes[i]->policy;
 		bool learnt;

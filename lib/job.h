@@ -139,6 +139,8 @@ struct blkcopy_job {
 
 	/* Execution. */
 	struct bc_emu *emu;
+	struct bc_emu_params emu_params;
+	struct bc_emu *verify;	/* BLKCOPY_VERIFY, once the copy is done */
 	int epfd;		/* blkcopy_job_fd(): the ring, queues_fd, the kick */
 	int queues_fd;		/* epoll: every lane's queue */
 	int kick;		/* eventfd: readable while work can go without a completion */

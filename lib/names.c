@@ -59,6 +59,7 @@ const char *blkcopy_strerror(int err)
 	case EFBIG: return "destination runs past the capacity of a zone";
 	case EOPNOTSUPP: return "native copy not available and emulation forbidden";
 	case ECANCELED: return "copy cancelled";
+	case EILSEQ: return "destination differs from the source (verification)";
 	case ESTALE: return "a device-mapper table under the copy changed or was suspended during it";
 	case EBUSY: return "device or target busy";
 	case ENOTBLK: return "not a block device or regular file";

@@ -9,7 +9,8 @@
 
 /* Every byte offset must fit in off_t: pread() and pwrite() take no more. */
 #define OFF_MAX ((uint64_t)INT64_MAX)
-#define KNOWN_FLAGS (BLKCOPY_NOEMULATION | BLKCOPY_NOOFFLOAD | BLKCOPY_SYNC | BLKCOPY_BUFFERED)
+#define KNOWN_FLAGS (BLKCOPY_NOEMULATION | BLKCOPY_NOOFFLOAD | BLKCOPY_SYNC | BLKCOPY_BUFFERED | \
+		     BLKCOPY_VERIFY)
 
 /*
  * Two devices are the same medium when the same file holds both (a file and

@@ -158,6 +158,7 @@ static void usage_copy(FILE *f)
 		"      --progress           show a progress bar (default when stderr is a terminal)\n"
 		"      --no-progress        never show a progress bar\n"
 		"      --no-sync            do not flush DST before reporting success\n"
+		"      --verify             read DST back after the copy and compare it with SRC\n"
 		"      --buffered           emulate through the page cache, not O_DIRECT\n"
 		"      --queue-depth N      emulation I/Os in flight (default 128)\n"
 		"      --max-inflight SIZE  emulation buffer memory (default 16m)\n"
@@ -181,7 +182,7 @@ struct copy_args {
 
 enum {
 	OPT_NO_OFFLOAD = 256, OPT_NO_EMULATION, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN,
+	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY,
 };
 
 static int size_opt(const char *name, const char *arg, uint64_t *v)
@@ -232,6 +233,7 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		{ "max-inflight", required_argument, NULL, OPT_INFLIGHT },
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "native-min", required_argument, NULL, OPT_NATIVE_MIN },
+		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -272,6 +274,7 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		case OPT_NO_PROGRESS: a->progress = false; a->progress_set = true; break;
 		case OPT_NO_SYNC: a->opts.flags &= ~BLKCOPY_SYNC; break;
 		case OPT_BUFFERED: a->opts.flags |= BLKCOPY_BUFFERED; break;
+		case OPT_VERIFY: a->opts.flags |= BLKCOPY_VERIFY; break;
 		case OPT_QD:
 			if (size_opt("--queue-depth", optarg, &v) || !v || v > 4096) {
 				msg("--queue-depth: want 1 to 4096");
@@ -391,8 +394,8 @@ static int64_t dst_write_pointer(struct blkcopy_dev *dst, uint64_t dst_off,
 	return (int64_t)z.write_pointer;
 }
 
-/* Why bytes were emulated, and the piece policy's figures. */
-static void stats_json(const struct blkcopy_stats *st)
+/* Why bytes were emulated, the piece policy's figures, and verification (null: not asked). */
+static void stats_json(const struct blkcopy_stats *st, bool verify, int err)
 {
 	fputs(",\"emulated\":{", stdout);
 	for (int w = 0, first = 1; w < BLKCOPY_EMULATED_MAX; w++) {
@@ -407,10 +410,20 @@ static void stats_json(const struct blkcopy_stats *st)
 	       ",\"emulated_seconds\":%.6f",
 	       st->native_min, st->native_min_learnt ? "true" : "false", st->native_commands,
 	       (double)st->native_ns / 1e9, (double)st->emulated_busy_ns / 1e9);
+	if (!verify) {
+		fputs(",\"verified\":null,\"verified_bytes\":0,\"mismatch_offset\":null", stdout);
+		return;
+	}
+	printf(",\"verified\":%s,\"verified_bytes\":%" PRIu64 ",\"mismatch_offset\":",
+	       !err ? "true" : "false", st->verified_bytes);
+	if (st->mismatch_offset != UINT64_MAX)
+		printf("%" PRIu64, st->mismatch_offset);
+	else
+		fputs("null", stdout);
 }
 
 static void print_json(const struct blkcopy_progress *p, const struct blkcopy_stats *st,
-		       double secs, size_t nr, int err, const char *dev_err, int64_t wp)
+		       bool verify, double secs, size_t nr, int err, const char *dev_err, int64_t wp)
 {
 	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
 	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
@@ -440,7 +453,7 @@ static void print_json(const struct blkcopy_progress *p, const struct blkcopy_st
 		printf(",\"dst_write_pointer\":%" PRId64, wp);
 	else
 		fputs(",\"dst_write_pointer\":null", stdout);
-	stats_json(st);
+	stats_json(st, verify, err);
 	fputs("}\n", stdout);
 }
 
@@ -486,7 +499,7 @@ static int run_copy(struct copy_args *a)
 	struct blkcopy_dev *src = NULL, *dst = NULL;
 	struct blkcopy_info si;
 	struct blkcopy_progress p = { 0 };
-	struct blkcopy_stats st = { 0 };
+	struct blkcopy_stats st = { .mismatch_offset = UINT64_MAX };
 	struct blkcopy_job *job;
 	size_t bad = SIZE_MAX;
 	int ret;
@@ -523,7 +536,7 @@ static int run_copy(struct copy_args *a)
 			p.total = 0;
 			for (size_t i = 0; i < a->ranges.n; i++)
 				p.total += a->ranges.v[i].len;
-			print_json(&p, &st, 0, a->ranges.n, ret, why,
+			print_json(&p, &st, a->opts.flags & BLKCOPY_VERIFY, 0, a->ranges.n, ret, why,
 				   dst_write_pointer(dst, a->dst_off, &p));
 		}
 		goto out;
@@ -555,8 +568,8 @@ static int run_copy(struct copy_args *a)
 	const char *dev_err = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
 
 	if (a->json) {
-		print_json(&p, &st, secs, a->ranges.n, ret, ret ? dev_err : NULL,
-			   dst_write_pointer(dst, a->dst_off, &p));
+		print_json(&p, &st, a->opts.flags & BLKCOPY_VERIFY, secs, a->ranges.n, ret,
+			   ret ? dev_err : NULL, dst_write_pointer(dst, a->dst_off, &p));
 	} else if (!ret) {
 		char b[32], r[32];
 		printf("copied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
@@ -566,6 +579,9 @@ static int run_copy(struct copy_args *a)
 		       human(secs > 0 ? (uint64_t)((double)p.total / secs) : 0, r, sizeof(r)),
 		       p.native_bytes, p.emulated_bytes, method_of(&p));
 		print_policy(&st);
+		if (a->opts.flags & BLKCOPY_VERIFY)
+			printf("verified %" PRIu64 " bytes: the destination holds the source ranges\n",
+			       st.verified_bytes);
 	}
 	if (ret)
 		msg("copy: %s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %" PRIu64
@@ -573,6 +589,9 @@ static int run_copy(struct copy_args *a)
 		    blkcopy_strerror(ret), p.done, p.total, p.committed);
 	if (ret && *dev_err)
 		msg("copy: the device said: %s", dev_err);
+	if (ret == -EILSEQ && st.mismatch_offset != UINT64_MAX)
+		msg("copy: the destination differs from the source at byte %" PRIu64 " of %s",
+		    st.mismatch_offset, a->dst);
 out:
 	if (src != dst)
 		blkcopy_close(src);

@@ -22,12 +22,13 @@
 # CRC providers come first: t10-pi and crc-t10dif ask the crypto API for them
 # at load time and the guest has no modprobe to fetch them on demand.  The
 # same goes for dm-crypt's cipher: "xts(aes)" needs the xts and ecb templates
-# loaded beforehand (aes itself is built in).  null_blk makes the zoned
+# loaded beforehand (aes itself is built in).  dm-flakey corrupts writes
+# for the --verify test.  null_blk makes the zoned
 # null_blk devices (through configfs; loaded with nr_devices=0).
 LAB_MODULES=(crc64_rocksoft_generic crct10dif_generic
 	nvme sd_mod sg configfs target_core_mod target_core_file target_core_iblock tcm_loop
 	dm-mod brd loop virtio_pci virtio_blk
-	dm-zero ecb xts dm-crypt null_blk)
+	dm-zero ecb xts dm-crypt dm-flakey null_blk)
 # Modules a kernel may not have at all: newer kernels fold the CRC and some
 # crypto providers into the kernel proper or rename them (6.14 dropped
 # crc64_rocksoft_generic and crct10dif_generic; crc32c-intel became

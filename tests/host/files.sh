@@ -195,6 +195,27 @@ case_json() {
 	verify_copy "$D/j.src" "$D/j.dst" "$D/j.orig" 12345 "${r[@]}"
 }
 
+# --verify reads the destination back: aligned (O_DIRECT) and unaligned (buffered) ranges.
+case_verify() {
+	local r=(65536:131072 0:4096 300000:70000) u=(999:1 4095:4098 70001:20003)
+	rand_file "$D/v.src" "$MiB"
+	rand_file "$D/v.dst" "$MiB"
+	# shellcheck disable=SC2046
+	bcp_ok copy --json --verify --no-offload $(range_args "${r[@]}") --dst-offset 4096 "$D/v.src" "$D/v.dst" || return 1
+	json_check "$T_OUT" ".verified == true and .verified_bytes == $(sum_lengths "${r[@]}") and .mismatch_offset == null" \
+		"--verify did not verify every byte" || return 1
+	# shellcheck disable=SC2046
+	bcp_ok copy --json --verify $(range_args "${u[@]}") --dst-offset 7 "$D/v.src" "$D/v.dst" || return 1
+	json_check "$T_OUT" ".verified == true and .verified_bytes == $(sum_lengths "${u[@]}")" \
+		"--verify of unaligned ranges" || return 1
+	# shellcheck disable=SC2046
+	bcp_ok copy --verify $(range_args "${u[@]}") --dst-offset 7 "$D/v.src" "$D/v.dst" || return 1
+	t_ok "no verification line: $(cat "$T_OUT")" grep -q "^verified $(sum_lengths "${u[@]}") bytes" "$T_OUT" || return 1
+	# shellcheck disable=SC2046
+	bcp_ok copy --json $(range_args "${u[@]}") "$D/v.src" "$D/v.dst" || return 1
+	json_check "$T_OUT" '.verified == null and .mismatch_offset == null' "verified without --verify"
+}
+
 case_unaligned() {
 	local sz=$((MiB + 13))
 	local r=(1:1 12345:6789 999999:3 4095:4098 3:4093 $((sz - 13)):13 511:513 70001:200003)
@@ -272,6 +293,7 @@ t_case ranges-from-file case_ranges_file
 t_case ranges-from-stdin case_ranges_stdin
 t_case size-suffixes case_suffixes
 t_case json case_json
+t_case verify case_verify
 t_case unaligned-offsets case_unaligned
 t_case ranges-larger-than-chunk case_large_ranges
 t_case limits-json case_limits

@@ -55,8 +55,10 @@ pair() {
 case_whole_file() { # DIR
 	local dir=$1
 	pair "$dir" $((32 * MiB))
-	bcp_ok copy --json "$dir/a" "$dir/b" || return 1
+	bcp_ok copy --json --verify "$dir/a" "$dir/b" || return 1
 	t_ok "not all reflinked: $(cat "$T_OUT")" test "$(method_bytes reflink)" -eq $((32 * MiB)) || return 1
+	t_ok "reflink copy not verified: $(cat "$T_OUT")" \
+		jq -e ".verified == true and .verified_bytes == $((32 * MiB))" "$T_OUT" >/dev/null || return 1
 	t_ok "copy differs" cmp -s "$dir/a" "$dir/b" || return 1
 	t_ok "destination extents are not shared after a reflink copy" shared "$dir/b"
 }

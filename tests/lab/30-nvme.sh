@@ -57,6 +57,14 @@ case_scattered_default() {
 	copy_verify "$NVME_DEFAULT" "$NVME_DEFAULT" 100m "${r[@]}" && native_only
 }
 
+# --verify after NVMe Copy: the drive's copy read back and compared (the page cache dropped first).
+case_verify_native() {
+	need NVME_DEFAULT || return 77
+	copy_verify --opt --verify "$NVME_DEFAULT" "$NVME_DEFAULT" 60m 2m:4m 7m:512 9m+4k:1m && native_only || return 1
+	json_check "$T_OUT" '.verified == true and .verified_bytes == .total and .mismatch_offset == null' \
+		"the native copy was not verified"
+}
+
 case_4k_namespace() {
 	need NVME_4K || return 77
 	copy_verify "$NVME_4K" "$NVME_4K" 64m 0:4k 1m:1m 8m:516k 12m+4k:8k && native_only
@@ -187,6 +195,7 @@ run_case nvme-copy-single-range case_single_range
 run_case nvme-copy-multi-range-split case_multi_range_split
 run_case nvme-copy-8m-default case_large_default
 run_case nvme-copy-300-scattered case_scattered_default
+run_case nvme-verify-native case_verify_native
 run_case nvme-copy-4k-lba case_4k_namespace
 run_case nvme-copy-partition-to-partition case_partition_to_partition
 run_case nvme-copy-within-partition case_within_partition

@@ -577,6 +577,31 @@ for d in lab-striped lab-striped-luns lab-span lab-mixed lab-crypt; do
 	info "$T_NAME: dmsetup table $d: $(dms table "$d" 2>&1 | tr '\n' ';')"
 done
 
+# --verify against a device that corrupts what it is given: dm-flakey over
+# BRD replacing byte N of every write with 0 (a source of 0xab bytes, so
+# every corruption shows).  The copy fails, names the first corrupted byte,
+# and commits exactly the bytes before it.
+case_verify_corruption() {
+	need BRD || return 77
+	local n=777 off=$((3 * MiB)) len=$((2 * MiB)) want mis dm=lab-flakey-verify
+	dmsetup create "$dm" --table "0 $((32 * MiB / 512)) flakey $BRD 0 0 1 1 corrupt_bio_byte $n w 0 0" ||
+		{ WHY="dmsetup create $dm (dm-flakey) failed"; return 1; }
+	dd if=/dev/zero bs=1M count=4 status=none | tr '\0' '\253' >"$T_DIR/src.img"
+	bcp copy --json --no-progress --verify --range 1m:$len --dst-offset $off "$T_DIR/src.img" "/dev/mapper/$dm"
+	local rc=$RC
+	cp "$T_OUT" "$T_DIR/verify.json"
+	bcp copy --no-progress --verify --range 1m:$len --dst-offset $off "$T_DIR/src.img" "/dev/mapper/$dm"
+	dmsetup remove "$dm"
+	[[ $rc -eq 1 ]] || { WHY="a corrupted copy exited $rc"; return 1; }
+	want=$((off + n - 1))
+	info "$T_NAME: $(jq -c '{error, verified, verified_bytes, mismatch_offset, committed}' <"$T_DIR/verify.json")"
+	json_check "$T_DIR/verify.json" ".verified == false and .mismatch_offset == $want and .committed == $((n - 1)) and
+		(.error | test(\"differs\"))" "the corruption at byte $want is not what --verify reports" || return 1
+	grep -q "differs from the source at byte $want of /dev/mapper/$dm" "$T_ERR" ||
+		{ WHY="the message does not name byte $want: $(bcp_what)"; return 1; }
+}
+
+run_case dm-verify-corruption case_verify_corruption
 run_case dm-linear-native case_linear_native
 run_case dm-namespace-to-linear-native case_namespace_to_linear
 run_case dm-linear-no-offload case_linear_no_offload

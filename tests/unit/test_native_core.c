@@ -21,6 +21,8 @@ static struct {
 	int pieces;
 	int refuse_every;	/* refuse each Nth piece with -EOPNOTSUPP (0: never) */
 	int fail_at;		/* fail piece N with -EIO (0: never) */
+	int corrupt_at;		/* piece N lands with its 100th byte flipped, and says it landed */
+	uint64_t corrupt_dst;	/* where that byte went (file offset) */
 	int violations;
 } fake;
 
@@ -57,6 +59,16 @@ static int fake_copy(struct blkcopy_dev *s, struct blkcopy_dev *d, const struct 
 		return -EIO;
 	if (fake_move(s, d, segs, p, buf))
 		return -EIO;
+	if (fake.corrupt_at && fake.pieces == fake.corrupt_at && p->len > 100) {
+		char c;
+
+		fake.corrupt_dst = p->dst + 100;
+		if (pread(bc_fd_of(d), &c, 1, (off_t)fake.corrupt_dst) != 1)
+			return -EIO;
+		c ^= 0x40;
+		if (pwrite(bc_fd_of(d), &c, 1, (off_t)fake.corrupt_dst) != 1)
+			return -EIO;
+	}
 	st->bytes[BLKCOPY_METHOD_COPY_FILE_RANGE] += p->len;
 	return 0;
 }
@@ -278,6 +290,49 @@ int main(void)
 	CHECK_EQ(p.committed, p.native_bytes);
 	CHECK(p.committed > 0 && p.committed < total, "committed %llu", (unsigned long long)p.committed);
 	CHECK(dst_is(r, nr, dst_off, p.committed), "destination beyond the committed prefix changed");
+	blkcopy_close(s);
+	blkcopy_close(d);
+
+	/*
+	 * VERIFY: a device that says a piece landed when one of its bytes is
+	 * wrong.  The read-back names that byte; committed stops there.
+	 */
+	open_pair(&s, &d);
+	fake.corrupt_at = 3;
+	{
+		const struct blkcopy_opts vo = { .flags = BLKCOPY_VERIFY };
+		struct blkcopy_stats st;
+		struct blkcopy_job *job;
+
+		CHECK_EQ(blkcopy_job_submit(s, r, nr, d, dst_off, &vo, &job), 0);
+		while (!blkcopy_job_wait(job, -1))
+			;
+		CHECK_EQ(blkcopy_job_stats(job, &st, sizeof(st)), 0);
+		CHECK_EQ(blkcopy_job_finish(job, &p), -EILSEQ);
+		CHECK(fake.corrupt_dst > dst_off, "nothing corrupted");
+		CHECK_EQ(st.mismatch_offset, fake.corrupt_dst);
+		CHECK_EQ(p.committed, fake.corrupt_dst - dst_off);
+		CHECK(st.verified_bytes > 0 && st.verified_bytes <= total, "verified %llu",
+		      (unsigned long long)st.verified_bytes);
+	}
+	blkcopy_close(s);
+	blkcopy_close(d);
+	/* The same copy without a liar verifies every byte. */
+	open_pair(&s, &d);
+	{
+		const struct blkcopy_opts vo = { .flags = BLKCOPY_VERIFY };
+		struct blkcopy_stats st;
+		struct blkcopy_job *job;
+
+		CHECK_EQ(blkcopy_job_submit(s, r, nr, d, dst_off, &vo, &job), 0);
+		while (!blkcopy_job_wait(job, -1))
+			;
+		CHECK_EQ(blkcopy_job_stats(job, &st, sizeof(st)), 0);
+		CHECK_EQ(blkcopy_job_finish(job, &p), total);
+		CHECK_EQ(st.verified_bytes, total);
+		CHECK_EQ(st.mismatch_offset, UINT64_MAX);
+		CHECK(dst_is(r, nr, dst_off, total), "verified copy wrong");
+	}
 	blkcopy_close(s);
 	blkcopy_close(d);
 
