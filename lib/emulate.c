@@ -430,8 +430,13 @@ static void fill(struct bc_emu *e)
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
 
-		if (c->state == CHUNK_FREE && (e->mismatch != UINT64_MAX || !load_chunk(e, c)))
+		if (c->state != CHUNK_FREE)
+			continue;
+		if (e->mismatch != UINT64_MAX || (e->p.rate && !bc_rate_ready(e->p.rate, bc_now_ns())) ||
+		    !load_chunk(e, c))
 			break;
+		if (e->p.rate)
+			bc_rate_charge(e->p.rate, c->len);
 	}
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
@@ -617,6 +622,23 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms)
 		if (idle(e))
 			return 1;
 		arm_ends(e);
+		/* Held back by the rate limit with nothing in flight: no completion will wake us. */
+		if (!e->inflight && e->p.rate && !bc_rate_ready(e->p.rate, bc_now_ns()) && timeout_ms) {
+			int ms = bc_rate_wait_ms(e->p.rate, bc_now_ns());
+
+			if (timeout_ms > 0) {
+				const int64_t left = deadline - bc_now_ms();
+
+				if (left <= 0)
+					return 0;
+				if (left < ms)
+					ms = (int)left;
+			}
+			ret = wait_one(e, ms);
+			if (ret < 0 && ret != -ETIME)
+				return ret;
+			continue;
+		}
 		if (timeout_ms == 0) {
 			io_uring_submit(&e->ring);
 			reap(e);

@@ -9,6 +9,7 @@
 
 #include "device.h"
 #include "policy.h"
+#include "rate.h"
 #include "span.h"
 
 struct bc_emu;
@@ -29,6 +30,8 @@ struct bc_emu_params {
 	 * then its destination read back and compared.  Twice the buffers.
 	 */
 	bool verify;
+	/* The job's rate limit (NULL: none): a chunk loads only when it allows, and is charged. */
+	struct bc_rate *rate;
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "device.h"
@@ -105,6 +106,8 @@ static void free_job(struct blkcopy_job *j)
 		close(j->queues_fd);
 	if (j->kick >= 0)
 		close(j->kick);
+	if (j->timer >= 0)
+		close(j->timer);
 	bc_emu_destroy(j->emu);
 	bc_emu_destroy(j->verify);
 	free(j->emu_group);
@@ -173,7 +176,9 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.epfd = -1,
 		.queues_fd = -1,
 		.kick = -1,
+		.timer = -1,
 	};
+	bc_rate_set(&j->rate, o.rate, bc_now_ns());
 	bc_wm_init(&j->wm, dst_off, total, j->stacked);
 	n = bc_coalesce(ranges, nr, &j->spans);
 	if (n < 0) {
@@ -207,6 +212,7 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		.expected_bytes = total,
 		.direct = direct,
 		.zone_size = bc_zone_boundary(dst),
+		.rate = &j->rate,
 	};
 	ret = bc_emu_create(src, dst, &j->emu_params, &j->emu);
 	if (ret)
@@ -215,7 +221,8 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 	j->epfd = epoll_create1(EPOLL_CLOEXEC);
 	j->queues_fd = epoll_create1(EPOLL_CLOEXEC);
 	j->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (j->epfd < 0 || j->queues_fd < 0 || j->kick < 0) {
+	j->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (j->epfd < 0 || j->queues_fd < 0 || j->kick < 0 || j->timer < 0) {
 		ret = -errno;
 		goto fail;
 	}
@@ -224,6 +231,8 @@ int blkcopy_job_submit(struct blkcopy_dev *src, const struct blkcopy_range *rang
 		ret = epoll_add(j->epfd, j->queues_fd);
 	if (!ret)
 		ret = epoll_add(j->epfd, j->kick);
+	if (!ret)
+		ret = epoll_add(j->epfd, j->timer);
 	if (ret)
 		goto fail;
 	j->verified_ms = bc_now_ms();
@@ -276,6 +285,12 @@ static void step(struct blkcopy_job *j)
 	bc_native_reap(j, false);
 }
 
+/* The rate limit holds work back: how long until more may go (0: it does not). */
+static int throttled_ms(const struct blkcopy_job *j)
+{
+	return bc_rate_wait_ms(&j->rate, bc_now_ns());
+}
+
 /*
  * Block until emulation or a native queue has a completion, a signal, or
  * @timeout_ms.  -EINTR for a signal.  The wait is the emulation ring's,
@@ -283,8 +298,11 @@ static void step(struct blkcopy_job *j)
  */
 static int wait_any(struct blkcopy_job *j, int timeout_ms)
 {
-	/* A lane the piece policy holds back waits for emulation, which it measures. */
-	if (bc_native_queued(j) || bc_native_waiting(j))
+	/*
+	 * A lane the piece policy holds back waits for emulation, which it
+	 * measures; one the rate limit holds back, for the time it says.
+	 */
+	if (bc_native_queued(j) || bc_native_waiting(j) || throttled_ms(j))
 		return bc_emu_wait_with(j->emu, j->queues_fd, timeout_ms);
 	bc_native_reap(j, true);
 	return 0;
@@ -389,6 +407,18 @@ static bool ready_now(const struct blkcopy_job *j)
 	return bc_native_ready(j) || bc_plan_ready(j) || (j->cancelled && !j->error);
 }
 
+/* A poller of the job's descriptor must wake when the rate lets more go. */
+static void arm_timer(struct blkcopy_job *j, int ms)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = ms / 1000,
+						 .tv_nsec = (long)(ms % 1000) * 1000000 + 1 } };
+	uint64_t n;
+
+	if (read(j->timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return;		/* nothing expired: the setting below still holds */
+	timerfd_settime(j->timer, 0, &its, NULL);
+}
+
 int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 {
 	const int64_t deadline = timeout_ms > 0 ? bc_now_ms() + timeout_ms : 0;
@@ -407,6 +437,10 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 			int64_t left = deadline - bc_now_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
+		/* Held back by the rate limit, nothing may complete: wake when it lets more go. */
+		const int held = throttled_ms(j);
+		if (held && (wait < 0 || held < wait))
+			wait = held;
 
 		const bool busy = bc_native_active(j) || bc_plan_ready(j);
 		const int ret = bc_emu_run(active_emu(j), busy ? 0 : wait);
@@ -439,6 +473,8 @@ int blkcopy_job_wait(struct blkcopy_job *j, int timeout_ms)
 		return 1;
 	if (ready_now(j))
 		kick(j);
+	else if (throttled_ms(j))
+		arm_timer(j, throttled_ms(j));
 	return 0;
 }
 
@@ -465,6 +501,15 @@ void blkcopy_job_progress(const struct blkcopy_job *j, struct blkcopy_progress *
 	};
 	memcpy(p->method_bytes, j->wm.method_bytes, sizeof(p->method_bytes));
 	p->method_bytes[BLKCOPY_METHOD_EMULATE] = edone;
+}
+
+int blkcopy_job_set_rate(struct blkcopy_job *j, uint64_t bytes_per_s)
+{
+	if (!j)
+		return -EINVAL;
+	bc_rate_set(&j->rate, bytes_per_s, bc_now_ns());
+	kick(j);	/* what the old limit held back may go now */
+	return 0;
 }
 
 int blkcopy_job_stats(const struct blkcopy_job *j, struct blkcopy_stats *out, size_t size)

@@ -72,6 +72,7 @@ struct bc_lane {
 	const struct bc_backend *backend;
 	struct bc_split_limits sl;
 	uint32_t nsegs_cap;
+	uint64_t piece_cap;	/* the rate limit's largest piece (0: the pair's limits only) */
 
 	/* Native execution (native.c). */
 	bool set_up;		/* slots (and the queue, if any) exist */
@@ -141,6 +142,8 @@ struct blkcopy_job {
 	struct bc_emu *emu;
 	struct bc_emu_params emu_params;
 	struct bc_emu *verify;	/* BLKCOPY_VERIFY, once the copy is done */
+	struct bc_rate rate;	/* blkcopy_opts.rate, blkcopy_job_set_rate() */
+	int timer;		/* timerfd in epfd: wakes a poller when the rate lets more go */
 	int epfd;		/* blkcopy_job_fd(): the ring, queues_fd, the kick */
 	int queues_fd;		/* epoll: every lane's queue */
 	int kick;		/* eventfd: readable while work can go without a completion */

@@ -288,14 +288,18 @@ static void issue_lanes(struct blkcopy_job *j)
 				return;
 			}
 		}
+		/* Under a rate limit a piece is a burst's worth at most: the limit holds. */
+		l->piece_cap = bc_rate_piece_cap(&j->rate);
 		while (!j->error && (slot = free_slot(l))) {
 			struct bc_copy_stats st = { 0 };
 			int ret;
 
-			if (lane_waits(j, l) || !bc_lane_next_piece(l, slot))
+			if (!bc_rate_ready(&j->rate, bc_now_ns()) || lane_waits(j, l) ||
+			    !bc_lane_next_piece(l, slot))
 				break;
 			if (divert(j, l, slot))
-				continue;
+				continue;	/* emulation charges it to the rate when it loads it */
+			bc_rate_charge(&j->rate, slot->piece.len);
 			if (!l->inflight)
 				bc_policy_busy(&l->policy, bc_now_ns());
 			if (!l->flushed) {
@@ -389,7 +393,8 @@ bool bc_native_ready(const struct blkcopy_job *j)
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
 
-		if (lane_live(l) && bc_lane_has_work(l) && window_open(l) && !lane_waits(j, l))
+		if (lane_live(l) && bc_lane_has_work(l) && window_open(l) && !lane_waits(j, l) &&
+		    bc_rate_ready(&j->rate, bc_now_ns()))
 			return true;
 	}
 	return false;

@@ -321,6 +321,18 @@ static uint64_t lane_unsplit_low(const struct bc_lane *l)
 }
 
 /* Cut the next piece of the lane into @slot; false when the batch's spans are all cut. */
+/* The pair's limits, and pieces no larger than the rate limit's cap. */
+static void cap_pieces(struct bc_lane *l)
+{
+	uint64_t cap = l->piece_cap ? l->piece_cap / l->sl.align * l->sl.align : 0;
+
+	if (l->piece_cap && !cap)
+		cap = l->sl.align;
+	l->split.lim.max_piece_bytes = cap ? bc_min_u64(l->sl.max_piece_bytes, cap)
+					   : l->sl.max_piece_bytes;
+	l->split.lim.max_seg_bytes = cap ? bc_min_u64(l->sl.max_seg_bytes, cap) : l->sl.max_seg_bytes;
+}
+
 bool bc_lane_next_piece(struct bc_lane *l, struct bc_slot *slot)
 {
 	for (;;) {
@@ -328,6 +340,7 @@ bool bc_lane_next_piece(struct bc_lane *l, struct bc_slot *slot)
 			size_t sp = l->chain + l->split.idx;
 			uint64_t off = l->split.skip;
 
+			cap_pieces(l);
 			if (bc_split_next(&l->split, slot->segs, l->nsegs_cap, &slot->piece)) {
 				/* Segments never straddle spans: walk the spans alongside. */
 				for (uint32_t k = 0; k < slot->piece.nr_segs; k++) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include "scsi.h"
@@ -22,6 +23,7 @@
 #define MAX_PIECE_BYTES (256ull << 20)
 
 enum {
+	KEY_NOT_READY = 0x2,
 	KEY_ILLEGAL_REQUEST = 0x5,
 	KEY_UNIT_ATTENTION = BC_SCSI_KEY_UNIT_ATTENTION,
 	KEY_DATA_PROTECT = 0x7,
@@ -90,21 +92,39 @@ void bc_scsi_parse_sense(const uint8_t *b, uint32_t len, struct bc_scsi_sense *s
 	}
 }
 
+#define TRANSIENT_PAUSE_US 5000
+#define TRANSIENT_SENDS 200	/* a second of pauses */
+
+long bc_scsi_retry(struct bc_scsi_retry *r, const struct bc_scsi_sense *s)
+{
+	if (s->key == KEY_UNIT_ATTENTION)
+		return ++r->unit_attentions < BC_SCSI_UA_SENDS ? 0 : -1;
+	/* LOGICAL UNIT NOT READY: becoming ready (04/01), asymmetric access state transition (04/0A). */
+	if (s->key == KEY_NOT_READY && s->asc == 0x04 && (s->ascq == 0x01 || s->ascq == 0x0a))
+		return ++r->transients < TRANSIENT_SENDS ? TRANSIENT_PAUSE_US : -1;
+	return -1;
+}
+
 int bc_scsi_run(const struct bc_scsi_transport *t, const uint8_t *cdb, uint8_t cdb_len,
 		enum bc_scsi_dir dir, void *buf, uint32_t len, uint32_t timeout_ms,
 		struct bc_scsi_sense *s)
 {
+	struct bc_scsi_retry retry = { 0 };
 	uint8_t sense[252];
 
-	for (int attempt = 0;; attempt++) {
+	for (;;) {
 		uint32_t sense_len = 0;
 		int rc = t->exec(t->ctx, cdb, cdb_len, dir, buf, len, timeout_ms, sense, &sense_len);
+		long pause;
 
 		if (rc <= 0)
 			return rc;
 		bc_scsi_parse_sense(sense, sense_len < sizeof(sense) ? sense_len : sizeof(sense), s);
-		if (s->key != KEY_UNIT_ATTENTION || attempt + 1 >= BC_SCSI_UA_SENDS)
+		pause = bc_scsi_retry(&retry, s);
+		if (pause < 0)
 			return -EIO;
+		if (pause)
+			usleep((useconds_t)pause);
 	}
 }
 

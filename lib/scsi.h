@@ -139,6 +139,20 @@ void bc_scsi_parse_sense(const uint8_t *b, uint32_t len, struct bc_scsi_sense *s
 #define BC_SCSI_UA_SENDS 4
 #define BC_SCSI_KEY_UNIT_ATTENTION 0x6
 
+/* A command's resends so far, by cause. */
+struct bc_scsi_retry {
+	uint32_t unit_attentions;
+	uint32_t transients;
+};
+/*
+ * Should a command that ended in CHECK CONDITION with @s go out again?
+ * After a Unit Attention at once (BC_SCSI_UA_SENDS sends in all); while the
+ * LU is NOT READY in a passing state (becoming ready, an ALUA state
+ * transition) after a pause, for about a second in all.  Returns the pause
+ * in microseconds (0: none), or -1: do not resend.
+ */
+long bc_scsi_retry(struct bc_scsi_retry *r, const struct bc_scsi_sense *s);
+
 /*
  * Sense -> -errno, with a readable account in @msg.  Refusals before any
  * write (an unsupported command, descriptor or field) give -EOPNOTSUPP, a

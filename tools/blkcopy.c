@@ -159,6 +159,7 @@ static void usage_copy(FILE *f)
 		"      --no-progress        never show a progress bar\n"
 		"      --no-sync            do not flush DST before reporting success\n"
 		"      --verify             read DST back after the copy and compare it with SRC\n"
+		"      --rate SIZE          copy at most SIZE bytes per second (native and emulated)\n"
 		"      --buffered           emulate through the page cache, not O_DIRECT\n"
 		"      --queue-depth N      emulation I/Os in flight (default 128)\n"
 		"      --max-inflight SIZE  emulation buffer memory (default 16m)\n"
@@ -182,7 +183,7 @@ struct copy_args {
 
 enum {
 	OPT_NO_OFFLOAD = 256, OPT_NO_EMULATION, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY,
+	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY, OPT_RATE,
 };
 
 static int size_opt(const char *name, const char *arg, uint64_t *v)
@@ -234,6 +235,7 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "native-min", required_argument, NULL, OPT_NATIVE_MIN },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -275,6 +277,12 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		case OPT_NO_SYNC: a->opts.flags &= ~BLKCOPY_SYNC; break;
 		case OPT_BUFFERED: a->opts.flags |= BLKCOPY_BUFFERED; break;
 		case OPT_VERIFY: a->opts.flags |= BLKCOPY_VERIFY; break;
+		case OPT_RATE:
+			if (size_opt("--rate", optarg, &a->opts.rate) || !a->opts.rate) {
+				msg("--rate: want a size per second, more than 0");
+				return -EINVAL;
+			}
+			break;
 		case OPT_QD:
 			if (size_opt("--queue-depth", optarg, &v) || !v || v > 4096) {
 				msg("--queue-depth: want 1 to 4096");

@@ -85,7 +85,7 @@ struct xcopy_cmd {
 	struct scsi_task *task;
 	struct iscsi_data list;
 	uint32_t tag;
-	uint32_t unit_attentions;
+	struct bc_scsi_retry retry;
 	uint64_t len;		/* bytes the piece copies */
 	bool busy;
 };
@@ -118,9 +118,19 @@ static void xcopy_cb(struct iscsi_context *ctx, int status, void *data, void *pr
 	int res;
 
 	q->b->copies--;
-	/* The first contact after a LU change reports a Unit Attention: ask again. */
-	if (status == SCSI_STATUS_CHECK_CONDITION && task->sense.key == SCSI_SENSE_UNIT_ATTENTION &&
-	    ++c->unit_attentions < BC_SCSI_UA_SENDS) {
+	/* A Unit Attention, or a LU in a passing state: ask again (bc_scsi_retry()). */
+	long pause = -1;
+
+	if (status == SCSI_STATUS_CHECK_CONDITION && task) {
+		const struct bc_scsi_sense s = { .key = (uint8_t)task->sense.key,
+						 .asc = (uint8_t)(task->sense.ascq >> 8),
+						 .ascq = (uint8_t)task->sense.ascq };
+
+		pause = bc_scsi_retry(&c->retry, &s);
+	}
+	if (pause >= 0) {
+		if (pause)
+			usleep((useconds_t)pause);
 		scsi_free_scsi_task(task);
 		if (!xcopy_send(c))
 			return;
@@ -227,7 +237,7 @@ static int iscsi_queue_submit(struct bc_native_queue *nq, const struct bc_span *
 	}
 	c->list.size = (size_t)len;
 	c->len = piece->len;
-	c->unit_attentions = 0;
+	c->retry = (struct bc_scsi_retry){ 0 };
 	ret = xcopy_send(c);
 	if (ret) {
 		free(c->list.data);

@@ -267,7 +267,7 @@ struct sg_cmd {
 	uint8_t sense[252];	/* the driver writes it at completion */
 	uint8_t *list;
 	uint32_t list_len;
-	uint32_t unit_attentions;
+	struct bc_scsi_retry retry;
 	bool busy;
 };
 
@@ -410,7 +410,7 @@ static int sg_queue_submit(struct bc_native_queue *nq, const struct bc_span *seg
 	if (len < 0)
 		return (int)len;
 	c->list_len = (uint32_t)len;
-	c->unit_attentions = 0;
+	c->retry = (struct bc_scsi_retry){ 0 };
 	bc_scsi_xcopy_cdb(c->cdb, c->list_len);
 	ret = sg_send(q, tag);
 	if (ret) {
@@ -422,7 +422,7 @@ static int sg_queue_submit(struct bc_native_queue *nq, const struct bc_span *seg
 	return 0;
 }
 
-/* A completion read back: its result, or -EAGAIN when the command went out again (Unit Attention). */
+/* A completion read back: its result, or -EAGAIN when the command went out again (bc_scsi_retry()). */
 static int sg_result(struct sg_queue *q, uint32_t tag, const struct sg_io_hdr *h)
 {
 	struct sg_cmd *c = &q->cmds[tag];
@@ -432,8 +432,12 @@ static int sg_result(struct sg_queue *q, uint32_t tag, const struct sg_io_hdr *h
 
 	if (ret == 1) {
 		bc_scsi_parse_sense(c->sense, h->sb_len_wr, &s);
-		if (s.key == BC_SCSI_KEY_UNIT_ATTENTION && ++c->unit_attentions < BC_SCSI_UA_SENDS &&
-		    !sg_send(q, tag))
+		const long pause = bc_scsi_retry(&c->retry, &s);
+
+		/* A passing state is rare and short: the pause holds the job's loop that long. */
+		if (pause > 0)
+			usleep((useconds_t)pause);
+		if (pause >= 0 && !sg_send(q, tag))
 			return -EAGAIN;
 		ret = bc_scsi_sense_errno(&s, "EXTENDED COPY", msg, sizeof(msg));
 	} else if (ret == -ETIMEDOUT) {

@@ -230,6 +230,8 @@ case_bad_syntax() {
 	acc usage2 --range 0:4096 --native-min 12zz
 	acc usage2 --range 0:4096 --native-min automatic
 	acc usage2 --range 0:4096 --native-min -4k
+	acc usage2 --range 0:4096 --rate 0
+	acc usage2 --range 0:4096 --rate fast
 	acc usage2 --range 0:4096 --no-such-option
 	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 "$D/src"
 	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 "$D/src" "$D/dst" "$D/dst"

@@ -216,6 +216,19 @@ case_verify() {
 	json_check "$T_OUT" '.verified == null and .mismatch_offset == null' "verified without --verify"
 }
 
+# --rate over a 10 s copy: the rate achieved within 10% of the one asked.
+case_rate() {
+	local size=$((160 * MiB)) rate=$((16 * MiB)) secs
+	rand_file "$D/rt.src" "$size"
+	rand_file "$D/rt.dst" "$size"
+	bcp_ok copy --json --no-offload --rate 16m "$D/rt.src" "$D/rt.dst" || return 1
+	secs=$(jq -r .seconds "$T_OUT")
+	t_ok "--rate 16m: 160 MiB took $secs s, not 10 s within 10%" \
+		awk -v s="$secs" -v n="$size" -v r="$rate" 'BEGIN { a = n / s; exit !(a > 0.9 * r && a < 1.1 * r) }' || return 1
+	t_ok "--rate copy differs" cmp -s "$D/rt.src" "$D/rt.dst" || return 1
+	rm -f "$D/rt.src" "$D/rt.dst"
+}
+
 case_unaligned() {
 	local sz=$((MiB + 13))
 	local r=(1:1 12345:6789 999999:3 4095:4098 3:4093 $((sz - 13)):13 511:513 70001:200003)
@@ -294,6 +307,7 @@ t_case ranges-from-stdin case_ranges_stdin
 t_case size-suffixes case_suffixes
 t_case json case_json
 t_case verify case_verify
+t_case rate case_rate
 t_case unaligned-offsets case_unaligned
 t_case ranges-larger-than-chunk case_large_ranges
 t_case limits-json case_limits

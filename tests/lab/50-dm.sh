@@ -584,7 +584,7 @@ done
 case_verify_corruption() {
 	need BRD || return 77
 	local n=777 off=$((3 * MiB)) len=$((2 * MiB)) want mis dm=lab-flakey-verify
-	dmsetup create "$dm" --table "0 $((32 * MiB / 512)) flakey $BRD 0 0 1 1 corrupt_bio_byte $n w 0 0" ||
+	dmsetup create "$dm" --table "0 $((32 * MiB / 512)) flakey $BRD 0 0 1 5 corrupt_bio_byte $n w 0 0" ||
 		{ WHY="dmsetup create $dm (dm-flakey) failed"; return 1; }
 	dd if=/dev/zero bs=1M count=4 status=none | tr '\0' '\253' >"$T_DIR/src.img"
 	bcp copy --json --no-progress --verify --range 1m:$len --dst-offset $off "$T_DIR/src.img" "/dev/mapper/$dm"

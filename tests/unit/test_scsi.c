@@ -100,11 +100,37 @@ static int fake_exec(void *ctx, const uint8_t *cdb, uint8_t cdb_len, enum bc_scs
 
 static const struct bc_scsi_transport transport = { .exec = fake_exec };
 
+/* Which answers send a command again, how often, and after what pause. */
+static void test_retry(void)
+{
+	const struct bc_scsi_sense ua = { .key = 0x6, .asc = 0x29 };
+	const struct bc_scsi_sense alua = { .key = 0x2, .asc = 0x04, .ascq = 0x0a };
+	const struct bc_scsi_sense becoming = { .key = 0x2, .asc = 0x04, .ascq = 0x01 };
+	const struct bc_scsi_sense offline = { .key = 0x2, .asc = 0x04, .ascq = 0x03 };
+	const struct bc_scsi_sense medium = { .key = 0x3, .asc = 0x11 };
+	struct bc_scsi_retry r = { 0 };
+	int n;
+
+	for (n = 0; bc_scsi_retry(&r, &ua) == 0; n++)
+		;
+	CHECK_EQ(n, BC_SCSI_UA_SENDS - 1);
+	r = (struct bc_scsi_retry){ 0 };
+	CHECK_EQ(bc_scsi_retry(&r, &becoming), 5000);
+	for (n = 1; bc_scsi_retry(&r, &alua) > 0; n++)
+		;
+	CHECK_EQ(n, 199);	/* about a second of 5 ms pauses in all */
+	r = (struct bc_scsi_retry){ 0 };
+	CHECK_EQ(bc_scsi_retry(&r, &offline), -1);	/* needs manual intervention: no */
+	CHECK_EQ(bc_scsi_retry(&r, &medium), -1);
+}
+
 int main(void)
 {
 	struct bc_scsi_lu lu, lu2;
 	struct blkcopy_limits lim;
 	char why[160];
+
+	test_retry();
 
 	/* Discovery through a first-contact Unit Attention. */
 	fake.unit_attentions = 2;
