@@ -182,6 +182,11 @@ int bc_dev_flush(struct blkcopy_dev *d)
 	return d->transport->flush(d);
 }
 
+int blkcopy_flush(struct blkcopy_dev *d)
+{
+	return d ? bc_dev_flush(d) : -EINVAL;
+}
+
 const char *blkcopy_dev_error(const struct blkcopy_dev *d)
 {
 	return d ? d->error : "";

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "blkcopy.h"
+#include "journal.h"
 #include "parse.h"
 
 #define EXIT_USAGE 2
@@ -160,6 +161,8 @@ static void usage_copy(FILE *f)
 		"      --no-sync            do not flush DST before reporting success\n"
 		"      --verify             read DST back after the copy and compare it with SRC\n"
 		"      --rate SIZE          copy at most SIZE bytes per second (native and emulated)\n"
+		"      --journal FILE       record the request and its committed prefix in FILE (new)\n"
+		"      --resume             continue the copy that --journal FILE records\n"
 		"      --buffered           emulate through the page cache, not O_DIRECT\n"
 		"      --queue-depth N      emulation I/Os in flight (default 128)\n"
 		"      --max-inflight SIZE  emulation buffer memory (default 16m)\n"
@@ -178,12 +181,14 @@ struct copy_args {
 	struct blkcopy_opts opts;
 	bool json, progress, progress_set;
 	bool ranges_given;	/* an empty --ranges-from list must not mean "everything" */
+	const char *journal;	/* --journal */
+	bool resume;
 	char *src, *dst;	/* our copies: argv's passwords are hidden */
 };
 
 enum {
 	OPT_NO_OFFLOAD = 256, OPT_NO_EMULATION, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY, OPT_RATE,
+	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY, OPT_RATE, OPT_JOURNAL, OPT_RESUME,
 };
 
 static int size_opt(const char *name, const char *arg, uint64_t *v)
@@ -236,6 +241,8 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		{ "native-min", required_argument, NULL, OPT_NATIVE_MIN },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "journal", required_argument, NULL, OPT_JOURNAL },
+		{ "resume", no_argument, NULL, OPT_RESUME },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -277,6 +284,8 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		case OPT_NO_SYNC: a->opts.flags &= ~BLKCOPY_SYNC; break;
 		case OPT_BUFFERED: a->opts.flags |= BLKCOPY_BUFFERED; break;
 		case OPT_VERIFY: a->opts.flags |= BLKCOPY_VERIFY; break;
+		case OPT_JOURNAL: a->journal = optarg; break;
+		case OPT_RESUME: a->resume = true; break;
 		case OPT_RATE:
 			if (size_opt("--rate", optarg, &a->opts.rate) || !a->opts.rate) {
 				msg("--rate: want a size per second, more than 0");
@@ -317,6 +326,10 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 	}
 	if ((a->opts.flags & BLKCOPY_NOOFFLOAD) && (a->opts.flags & BLKCOPY_NOEMULATION)) {
 		msg("copy: --no-offload and --no-emulation leave no way to copy");
+		return -EINVAL;
+	}
+	if (a->resume && !a->journal) {
+		msg("copy: --resume needs --journal FILE");
 		return -EINVAL;
 	}
 	if ((a->opts.max_inflight && a->opts.max_inflight < 4096) ||
@@ -502,12 +515,106 @@ static void report_invalid(int err, const struct copy_args *a, size_t bad, const
 	    blkcopy_strerror(err), sep, why);
 }
 
+/* A copy's journal, as the copy loop keeps it. */
+struct copy_journal {
+	int fd;			/* -1: none */
+	uint64_t base;		/* bytes of the request done before this run (--resume) */
+	uint64_t recorded;	/* the last committed prefix recorded */
+	double at;		/* when */
+};
+
+/* Bytes of the request to record at least this often, and seconds. */
+#define JOURNAL_BYTES (64ull << 20)
+#define JOURNAL_SECS 1.0
+
+/*
+ * --journal: a new journal for the request, or with --resume the old one
+ * checked against it, and the ranges cut to what is left (@left, to the
+ * destination from *@dst_off).  0; 1 when a resumed copy is already
+ * complete; -1 on an error (said).
+ */
+static int journal_begin(struct copy_args *a, struct blkcopy_dev *src, struct blkcopy_dev *dst,
+			 struct copy_journal *j, struct range_list *left, uint64_t *dst_off)
+{
+	struct journal_request want = { .dst_off = a->dst_off, .nr_ranges = (uint32_t)a->ranges.n,
+					.flags = a->opts.flags };
+	struct journal_state st;
+	char why[512];
+	uint64_t skip;
+
+	for (size_t i = 0; i < a->ranges.n; i++)
+		want.total += a->ranges.v[i].len;
+	want.fingerprint = journal_fingerprint(a->ranges.v, a->ranges.n, a->dst_off);
+	journal_identify(src, a->src, &want.src);
+	journal_identify(dst, a->dst, &want.dst);
+	if (!a->resume) {
+		j->fd = journal_create(a->journal, &want);
+		if (j->fd == -EEXIST)
+			msg("copy: journal %s exists: --resume continues its copy (or remove it)", a->journal);
+		else if (j->fd < 0)
+			msg("copy: journal %s: %s", a->journal, strerror(-j->fd));
+		return j->fd < 0 ? -1 : 0;
+	}
+	j->fd = journal_open(a->journal, &st);
+	if (j->fd < 0) {
+		msg("copy: journal %s: %s", a->journal,
+		    j->fd == -EBADMSG ? "not a blkcopy journal" : strerror(-j->fd));
+		return -1;
+	}
+	if (journal_mismatch(&st.req, &want, why, sizeof(why))) {
+		msg("copy: --resume: journal %s: %s; nothing written", a->journal, why);
+		return -1;
+	}
+	if (st.complete)
+		return 1;
+	j->base = j->recorded = st.committed;
+	*dst_off = a->dst_off + st.committed;
+	/* What is left: the ranges past the committed prefix. */
+	skip = st.committed;
+	for (size_t i = 0; i < a->ranges.n; i++) {
+		struct blkcopy_range r = a->ranges.v[i];
+
+		if (skip >= r.len) {
+			skip -= r.len;
+			continue;
+		}
+		r.offset += skip;
+		r.len -= skip;
+		skip = 0;
+		if (range_list_add(left, &r))
+			return -1;
+	}
+	return 0;
+}
+
+/* Record the committed prefix (durable first) when enough has passed, or at the end. */
+static int journal_tick(struct copy_journal *j, struct blkcopy_dev *dst,
+			const struct blkcopy_progress *p, bool end, bool complete)
+{
+	const uint64_t committed = j->base + p->committed;
+	int ret;
+
+	if (j->fd < 0 || (!end && (committed == j->recorded ||
+				   (committed - j->recorded < JOURNAL_BYTES && now_s() - j->at < JOURNAL_SECS))))
+		return 0;
+	ret = blkcopy_flush(dst);
+	if (!ret)
+		ret = journal_record(j->fd, committed, complete);
+	if (ret)
+		return ret;
+	j->recorded = committed;
+	j->at = now_s();
+	return 0;
+}
+
 static int run_copy(struct copy_args *a)
 {
 	struct blkcopy_dev *src = NULL, *dst = NULL;
 	struct blkcopy_info si;
 	struct blkcopy_progress p = { 0 };
 	struct blkcopy_stats st = { .mismatch_offset = UINT64_MAX };
+	struct copy_journal jr = { .fd = -1, .at = now_s() };
+	struct range_list left = { 0 };
 	struct blkcopy_job *job;
 	size_t bad = SIZE_MAX;
 	int ret;
@@ -533,8 +640,31 @@ static int run_copy(struct copy_args *a)
 			goto out;
 	}
 
+	const struct range_list *todo = &a->ranges;
+	uint64_t dst_off = a->dst_off;
+
+	if (a->journal) {
+		ret = journal_begin(a, src, dst, &jr, &left, &dst_off);
+		if (ret) {
+			if (ret > 0)
+				printf("journal %s: the copy is complete; nothing to do\n", a->journal);
+			ret = ret > 0 ? 0 : -EINVAL;
+			goto out;
+		}
+		if (a->resume)
+			todo = &left;
+	}
+	/* Resumed with nothing left (ended between its last bytes and the mark): mark it. */
+	if (a->resume && !todo->n) {
+		p.total = p.committed = 0;
+		ret = journal_tick(&jr, dst, &p, true, true);
+		if (!ret)
+			printf("journal %s: the copy is complete\n", a->journal);
+		goto out;
+	}
+
 	double t0 = now_s();
-	ret = blkcopy_job_submit(src, a->ranges.v, a->ranges.n, dst, a->dst_off, &a->opts, &job);
+	ret = blkcopy_job_submit(src, todo->v, todo->n, dst, dst_off, &a->opts, &job);
 	if (ret) {
 		blkcopy_check(src, a->ranges.v, a->ranges.n, dst, a->dst_off, a->opts.flags, &bad);
 		/* A refusal may come with a reason: a suspended dm device, why native copy cannot. */
@@ -560,9 +690,14 @@ static int run_copy(struct copy_args *a)
 			blkcopy_job_cancel(job);
 			cancelled = true;
 		}
-		if (a->progress) {
+		if (a->progress || jr.fd >= 0)
 			blkcopy_job_progress(job, &p);
+		if (a->progress)
 			draw_progress(&p, t0, false);
+		if (journal_tick(&jr, dst, &p, false, false)) {
+			msg("copy: journal %s: cannot record: %s; stopping", a->journal, strerror(errno));
+			blkcopy_job_cancel(job);
+			cancelled = true;
 		}
 	}
 	/* The job's own account goes with it at finish; everything is done by now. */
@@ -572,6 +707,10 @@ static int run_copy(struct copy_args *a)
 	if (a->progress)
 		draw_progress(&p, t0, true);
 	ret = n < 0 ? (int)n : 0;
+	if (journal_tick(&jr, dst, &p, true, !ret) && !ret) {
+		msg("copy: journal %s: cannot record the end", a->journal);
+		ret = -EIO;
+	}
 	/* A native command's own story (an NVMe status, SCSI sense), wherever it was left. */
 	const char *dev_err = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
 
@@ -601,6 +740,9 @@ static int run_copy(struct copy_args *a)
 		msg("copy: the destination differs from the source at byte %" PRIu64 " of %s",
 		    st.mismatch_offset, a->dst);
 out:
+	if (jr.fd >= 0)
+		close(jr.fd);
+	range_list_free(&left);
 	if (src != dst)
 		blkcopy_close(src);
 	blkcopy_close(dst);
@@ -855,6 +997,89 @@ static int cmd_limits(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------ */
+/* journal                                                                  */
+
+static void usage_journal(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s journal [--json] FILE\n"
+		"Show the state of a copy's resume journal (blkcopy copy --journal FILE).\n",
+		prog);
+}
+
+static void dev_json(const char *name, const struct journal_dev *d)
+{
+	printf("\"%s\":{\"kind\":", name);
+	json_string(stdout, blkcopy_kind_name((enum blkcopy_kind)d->kind));
+	printf(",\"major\":%u,\"minor\":%u,\"capacity\":%" PRIu64 ",\"logical_block_size\":%u,\"id\":",
+	       d->major, d->minor, d->capacity, d->lbs);
+	json_string(stdout, d->id);
+	putchar('}');
+}
+
+static void dev_line(const char *name, const struct journal_dev *d)
+{
+	char b[32];
+
+	printf("%s: %s %u:%u, %s (%" PRIu64 " bytes), %u-byte blocks%s%s\n", name,
+	       blkcopy_kind_name((enum blkcopy_kind)d->kind), d->major, d->minor,
+	       human(d->capacity, b, sizeof(b)), d->capacity, d->lbs, d->id[0] ? ", " : "", d->id);
+}
+
+static int cmd_journal(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct journal_state st;
+	bool json = false;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': usage_journal(stdout); return 0;
+		default: usage_journal(stderr); return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		usage_journal(stderr);
+		return EXIT_USAGE;
+	}
+	ret = journal_read(argv[optind], &st);
+	if (ret) {
+		msg("journal %s: %s", argv[optind], ret == -EBADMSG ? "not a blkcopy journal"
+						   : ret == -EPROTO ? "a journal of another version"
+						   : strerror(-ret));
+		return 1;
+	}
+	if (json) {
+		printf("{\"complete\":%s,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
+		       ",\"ranges\":%u,\"dst_offset\":%" PRIu64 ",\"records\":%u,\"torn\":%s,",
+		       st.complete ? "true" : "false", st.committed, st.req.total, st.req.nr_ranges,
+		       st.req.dst_off, st.records, st.torn ? "true" : "false");
+		dev_json("source", &st.req.src);
+		putchar(',');
+		dev_json("destination", &st.req.dst);
+		puts("}");
+		return 0;
+	}
+	char a[32], b[32];
+	printf("%s: %s, %s of %s (%" PRIu64 " of %" PRIu64 " bytes, %.1f%%) in place\n", argv[optind],
+	       st.complete ? "complete" : "incomplete", human(st.committed, a, sizeof(a)),
+	       human(st.req.total, b, sizeof(b)), st.committed, st.req.total,
+	       st.req.total ? 100.0 * (double)st.committed / (double)st.req.total : 100.0);
+	printf("request: %u range%s to destination offset %" PRIu64 ", %u record%s%s\n",
+	       st.req.nr_ranges, st.req.nr_ranges == 1 ? "" : "s", st.req.dst_off, st.records,
+	       st.records == 1 ? "" : "s", st.torn ? " (a torn record at the end ignored)" : "");
+	dev_line("source", &st.req.src);
+	dev_line("destination", &st.req.dst);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 
 static const struct command {
 	const char *name;
@@ -863,6 +1088,7 @@ static const struct command {
 } commands[] = {
 	{ "copy", cmd_copy, "copy source ranges to a destination offset" },
 	{ "limits", cmd_limits, "show devices' copy limits" },
+	{ "journal", cmd_journal, "show the state of a copy's resume journal" },
 };
 
 static void usage(FILE *f)
