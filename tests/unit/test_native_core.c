@@ -237,6 +237,21 @@ static bool dst_is(const struct blkcopy_range *r, size_t nr, uint64_t dst_off, u
 	return dst_matches(r, nr, dst_off, upto, 0, false);
 }
 
+/* A BLKCOPY_VERIFY copy as a job, its stats taken before it finishes: what it returned. */
+static ssize_t verified_copy(struct blkcopy_dev *s, const struct blkcopy_range *r, size_t nr,
+			     struct blkcopy_dev *d, uint64_t dst_off, struct blkcopy_stats *st,
+			     struct blkcopy_progress *p)
+{
+	const struct blkcopy_opts vo = { .flags = BLKCOPY_VERIFY };
+	struct blkcopy_job *job;
+
+	CHECK_EQ(blkcopy_job_submit(s, r, nr, d, dst_off, &vo, &job), 0);
+	while (!blkcopy_job_wait(job, -1))
+		;
+	CHECK_EQ(blkcopy_job_stats(job, st, sizeof(*st)), 0);
+	return blkcopy_job_finish(job, p);
+}
+
 int main(void)
 {
 	static const struct blkcopy_range r[] = {
@@ -300,15 +315,9 @@ int main(void)
 	open_pair(&s, &d);
 	fake.corrupt_at = 3;
 	{
-		const struct blkcopy_opts vo = { .flags = BLKCOPY_VERIFY };
 		struct blkcopy_stats st;
-		struct blkcopy_job *job;
 
-		CHECK_EQ(blkcopy_job_submit(s, r, nr, d, dst_off, &vo, &job), 0);
-		while (!blkcopy_job_wait(job, -1))
-			;
-		CHECK_EQ(blkcopy_job_stats(job, &st, sizeof(st)), 0);
-		CHECK_EQ(blkcopy_job_finish(job, &p), -EILSEQ);
+		CHECK_EQ(verified_copy(s, r, nr, d, dst_off, &st, &p), -EILSEQ);
 		CHECK(fake.corrupt_dst > dst_off, "nothing corrupted");
 		CHECK_EQ(st.mismatch_offset, fake.corrupt_dst);
 		CHECK_EQ(p.committed, fake.corrupt_dst - dst_off);
@@ -320,15 +329,9 @@ int main(void)
 	/* The same copy without a liar verifies every byte. */
 	open_pair(&s, &d);
 	{
-		const struct blkcopy_opts vo = { .flags = BLKCOPY_VERIFY };
 		struct blkcopy_stats st;
-		struct blkcopy_job *job;
 
-		CHECK_EQ(blkcopy_job_submit(s, r, nr, d, dst_off, &vo, &job), 0);
-		while (!blkcopy_job_wait(job, -1))
-			;
-		CHECK_EQ(blkcopy_job_stats(job, &st, sizeof(st)), 0);
-		CHECK_EQ(blkcopy_job_finish(job, &p), total);
+		CHECK_EQ(verified_copy(s, r, nr, d, dst_off, &st, &p), total);
 		CHECK_EQ(st.verified_bytes, total);
 		CHECK_EQ(st.mismatch_offset, UINT64_MAX);
 		CHECK(dst_is(r, nr, dst_off, total), "verified copy wrong");
