@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "job.h"
+#include "leg.h"
 #include "request.h"
 #include "zone.h"
 

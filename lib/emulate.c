@@ -10,6 +10,11 @@
  * flight is the chunk count times the chunk size, fixed at setup.  Each
  * end's reads or writes go through its device's transport (struct
  * bc_io_end): into this ring for a descriptor, over a session for a LUN.
+ *
+ * A fan-out engine writes each chunk to several destinations, each at its
+ * own offset, from one read: a chunk is free once every destination has it.
+ * A destination whose write fails is dropped (what it misses counts against
+ * it alone); the others go on.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -26,8 +31,9 @@
 #include "zone.h"
 
 #define SEGS_PER_CHUNK 512u
-#define WRITE_TAG 0xffffffffu
+#define WRITE_TAG 0x80000000u	/* | destination: a write (verifying, a read back) */
 #define PAGE 4096u
+#define MAX_DSTS BLKCOPY_MAX_TARGETS
 
 struct seg {
 	uint64_t src;
@@ -42,16 +48,26 @@ enum chunk_state { CHUNK_FREE, CHUNK_READING, CHUNK_WRITING };
 struct chunk {
 	enum chunk_state state;
 	char *buf;
-	char *cmp;		/* verification: the destination read back */
-	uint64_t dst;
+	char *cmp;		/* verification: a destination read back, one after another */
+	uint64_t dst;		/* in the first destination's offsets */
 	uint64_t len;
-	uint64_t wdone;		/* bytes of the write completed */
+	uint64_t *wdone;	/* per destination: bytes of its write completed */
+	uint32_t pending;	/* destinations (bits) still to write, or to read back */
+	uint32_t writing;	/* destinations with a write in flight */
 	uint32_t nr_segs;
 	uint32_t next_seg;	/* first segment never issued */
 	uint32_t reads_left;	/* segments not fully read */
 	uint32_t short_reads;	/* segments waiting to be reissued */
-	bool write_in_flight;
 	struct seg *segs;
+};
+
+/* A destination of the engine. */
+struct dst_state {
+	uint64_t shift;		/* its offset minus the first destination's (modulo 2^64) */
+	uint64_t done;		/* bytes written (verifying: read back and compared) */
+	uint64_t fail_low;	/* lowest byte (first destination's offsets) it was left without */
+	uint64_t mismatch;	/* verifying: lowest byte (its offsets) that differs */
+	int error;		/* its write failed: it is dropped */
 };
 
 /* A batch: the spans of one bc_emu_add(), consumed in order. */
@@ -61,16 +77,20 @@ struct batch {
 	struct bc_span own[];	/* the spans, when the caller's may not outlive the batch */
 };
 
-enum { SRC, DST, WATCH };	/* WATCH: the descriptor bc_emu_wait_with() polls */
+/* Ends: the source, then destination k at 1 + k; WATCH: the descriptor bc_emu_wait_with() polls. */
+enum { SRC = 0, DST = 1, WATCH = 0xffff };
 
 struct bc_emu {
 	struct io_uring ring;
 	bool ring_ready;
-	/* The two ends, each through its device's transport. */
-	struct bc_io_end end[2];
-	const struct bc_transport *t[2];
-	uint32_t io_max[2];
-	bool ends_open[2];
+	/* The ends, each through its device's transport. */
+	struct bc_io_end end[1 + MAX_DSTS];
+	const struct bc_transport *t[1 + MAX_DSTS];
+	uint32_t io_max[1 + MAX_DSTS];
+	bool ends_open[1 + MAX_DSTS];
+	uint32_t nr_ends;
+	struct dst_state dst[MAX_DSTS];
+	uint32_t live;		/* destinations (bits) new chunks go to: no error, no difference */
 	struct bc_emu_params p;
 	uint32_t align;
 
@@ -87,10 +107,8 @@ struct bc_emu {
 	size_t queued_spans;	/* in batches not yet consumed */
 	struct bc_span *split_tmp;
 
-	uint64_t done;
-	uint64_t fail_low;	/* lowest destination byte an abandoned chunk left unwritten */
-	uint64_t mismatch;	/* verification: lowest destination byte that differs */
-	int error;
+	uint64_t done;		/* over all destinations */
+	int error;		/* the engine stopped: every destination's, unless it had its own */
 	bool stopping;
 	bool watch_armed;
 };
@@ -115,21 +133,40 @@ bool bc_emu_direct_ok(const struct blkcopy_dev *src, const struct blkcopy_dev *d
 	return true;
 }
 
+static uint32_t max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup)
 {
-	struct bc_emu *e = calloc(1, sizeof(*e));
+	struct bc_emu *e;
 	int ret;
 
+	/* A zone takes its writes in order: one destination's, at its write pointer. */
+	if (p->nr_fanout >= MAX_DSTS || (p->nr_fanout && p->zone_size))
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	e->p = *p;
-	e->fail_low = UINT64_MAX;
-	e->mismatch = UINT64_MAX;
-	if (p->direct)
-		e->align = src->dio_align > dst->dio_align ? src->dio_align : dst->dio_align;
-	else
-		e->align = src->lbs > dst->lbs ? src->lbs : dst->lbs;
+	e->p.fanout = NULL;	/* the caller's array need not outlive this call */
+	e->nr_ends = 2 + (uint32_t)p->nr_fanout;
+
+	struct blkcopy_dev *devs[1 + MAX_DSTS] = { src, dst };
+	for (size_t k = 0; k < p->nr_fanout; k++) {
+		devs[2 + k] = p->fanout[k].dev;
+		e->dst[1 + k].shift = p->fanout[k].offset - p->dst_off;
+	}
+	for (uint32_t k = 0; k + 1 < e->nr_ends; k++) {
+		e->dst[k].fail_low = UINT64_MAX;
+		e->dst[k].mismatch = UINT64_MAX;
+		e->live |= 1u << k;
+	}
+	/* Every I/O suits every end: offsets and lengths aligned to the strictest. */
+	for (uint32_t i = 0; i < e->nr_ends; i++)
+		e->align = max_u32(e->align, p->direct ? devs[i]->dio_align : devs[i]->lbs);
 
 	struct io_uring_params up = {
 		.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
@@ -147,11 +184,10 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 	}
 	e->ring_ready = true;
 
-	struct blkcopy_dev *devs[2] = { src, dst };
-	for (int i = SRC; i <= DST; i++) {
+	for (uint32_t i = 0; i < e->nr_ends; i++) {
 		e->t[i] = devs[i]->transport;
 		e->io_max[i] = e->t[i]->io_max(devs[i]);
-		e->end[i] = (struct bc_io_end){ .dev = devs[i], .ring = &e->ring, .index = (uint32_t)i,
+		e->end[i] = (struct bc_io_end){ .dev = devs[i], .ring = &e->ring, .index = i,
 						.direct = p->direct, .fd = -1, .fixed_file = -1,
 						.done = io_done, .engine = e };
 		ret = e->t[i]->io_open(&e->end[i]);
@@ -161,12 +197,16 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		}
 		e->ends_open[i] = true;
 	}
-	/* Descriptors on both ends: registered files save a lookup per I/O. */
-	int fds[2] = { e->end[SRC].fd, e->end[DST].fd };
-	if (fds[SRC] >= 0 && fds[DST] >= 0 && io_uring_register_files(&e->ring, fds, 2) == 0) {
-		e->end[SRC].fixed_file = 0;
-		e->end[DST].fixed_file = 1;
+	/* Descriptors on every end: registered files save a lookup per I/O. */
+	int fds[1 + MAX_DSTS];
+	bool all_fds = true;
+	for (uint32_t i = 0; i < e->nr_ends; i++) {
+		fds[i] = e->end[i].fd;
+		all_fds = all_fds && fds[i] >= 0;
 	}
+	if (all_fds && io_uring_register_files(&e->ring, fds, e->nr_ends) == 0)
+		for (uint32_t i = 0; i < e->nr_ends; i++)
+			e->end[i].fixed_file = (int)i;
 	*emup = e;
 	return 0;
 }
@@ -194,12 +234,15 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 		e->mem = NULL;
 		return -ENOMEM;
 	}
+	const uint32_t nr_dsts = e->nr_ends - 1;
 	e->chunks = calloc(nr, sizeof(*e->chunks));
 	e->split_tmp = calloc(SEGS_PER_CHUNK, sizeof(*e->split_tmp));
 	struct seg *segs = calloc(nr * SEGS_PER_CHUNK, sizeof(*segs));
+	uint64_t *wdone = calloc(nr * nr_dsts, sizeof(*wdone));
 	struct iovec *iov = calloc(nr, sizeof(*iov));
-	if (!e->chunks || !e->split_tmp || !segs || !iov) {
+	if (!e->chunks || !e->split_tmp || !segs || !wdone || !iov) {
 		free(segs);
+		free(wdone);
 		free(iov);
 		return -ENOMEM;
 	}
@@ -210,14 +253,17 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 		if (e->p.verify)
 			e->chunks[i].cmp = (char *)e->mem + (nr + i) * chunk;
 		e->chunks[i].segs = segs + (size_t)i * SEGS_PER_CHUNK;
+		e->chunks[i].wdone = wdone + (size_t)i * nr_dsts;
 		iov[i] = (struct iovec){ .iov_base = e->chunks[i].buf, .iov_len = chunk };
 	}
 	/*
 	 * Registration pins the pages; without it (RLIMIT_MEMLOCK) plain I/O
 	 * still works.  A registered buffer is a chunk's: not its second one.
 	 */
-	e->end[SRC].fixed_bufs = e->end[DST].fixed_bufs = !e->p.verify &&
+	const bool fixed = !e->p.verify &&
 		io_uring_register_buffers(&e->ring, iov, (unsigned int)nr) == 0;
+	for (uint32_t i = 0; i < e->nr_ends; i++)
+		e->end[i].fixed_bufs = fixed;
 	free(iov);
 	return 0;
 }
@@ -305,11 +351,12 @@ static bool load_chunk(struct bc_emu *e, struct chunk *c)
 	c->state = CHUNK_READING;
 	c->dst = piece.dst;
 	c->len = piece.len;
-	c->wdone = 0;
+	memset(c->wdone, 0, (e->nr_ends - 1) * sizeof(*c->wdone));
+	c->pending = e->live;
+	c->writing = 0;
 	c->nr_segs = c->reads_left = piece.nr_segs;
 	c->next_seg = 0;
 	c->short_reads = 0;
-	c->write_in_flight = false;
 	e->busy_chunks++;
 	return true;
 }
@@ -347,8 +394,8 @@ static bool submit_io(struct bc_emu *e, int i, uint32_t ci, char *buf, uint64_t 
 
 	if (!e->inflight++)
 		e->busy_since = bc_now_ns();
-	/* Verifying, the destination is read back, not written. */
-	ret = e->t[i]->io_submit(&e->end[i], i == DST && !e->p.verify, buf, len, off, (int)ci, data);
+	/* Verifying, a destination is read back, not written. */
+	ret = e->t[i]->io_submit(&e->end[i], i != SRC && !e->p.verify, buf, len, off, (int)ci, data);
 	if (ret == -EAGAIN) {
 		e->inflight--;	/* an idle time of nothing: busy_since restarts with the next */
 		return false;
@@ -358,16 +405,18 @@ static bool submit_io(struct bc_emu *e, int i, uint32_t ci, char *buf, uint64_t 
 	return true;
 }
 
-static bool issue_write(struct bc_emu *e, uint32_t ci)
+/* Write chunk @ci (the rest of it) to destination @k; verifying, read it back from there. */
+static bool issue_write(struct bc_emu *e, uint32_t ci, uint32_t k)
 {
 	if (e->stopping)
 		return false;
 	struct chunk *c = &e->chunks[ci];
+	const uint64_t done = c->wdone[k];
 
-	c->write_in_flight = true;
-	if (!submit_io(e, DST, ci, (e->p.verify ? c->cmp : c->buf) + c->wdone, c->len - c->wdone,
-		       c->dst + c->wdone, WRITE_TAG)) {
-		c->write_in_flight = false;
+	c->writing |= 1u << k;
+	if (!submit_io(e, DST + (int)k, ci, (e->p.verify ? c->cmp : c->buf) + done, c->len - done,
+		       c->dst + e->dst[k].shift + done, WRITE_TAG | k)) {
+		c->writing &= ~(1u << k);
 		return false;
 	}
 	return true;
@@ -406,7 +455,7 @@ static bool next_in_zone(const struct bc_emu *e, const struct chunk *c)
 
 		if (o == c || o->state == CHUNK_FREE || o->dst / zs != c->dst / zs)
 			continue;
-		if (o->write_in_flight || o->dst < c->dst)
+		if (o->writing || o->dst < c->dst)
 			return false;
 	}
 	return true;
@@ -423,20 +472,29 @@ static void fill(struct bc_emu *e)
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
 
-		if (c->state == CHUNK_WRITING && !c->write_in_flight && next_in_zone(e, c) &&
-		    !issue_write(e, i))
-			return;
+		if (c->state != CHUNK_WRITING || !next_in_zone(e, c))
+			continue;
+		for (uint32_t k = 0; k + 1 < e->nr_ends && e->inflight < qd; k++) {
+			const uint32_t bit = 1u << k;
+
+			/* Verifying, destinations are read back into one buffer, in turn. */
+			if (!(c->pending & bit) || (c->writing & bit) || (e->p.verify && c->writing))
+				continue;
+			if (!issue_write(e, i, k))
+				return;
+		}
 	}
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
 
 		if (c->state != CHUNK_FREE)
 			continue;
-		if (e->mismatch != UINT64_MAX || (e->p.rate && !bc_rate_ready(e->p.rate, bc_now_ns())) ||
+		if (!e->live || (e->p.rate && !bc_rate_ready(e->p.rate, bc_now_ns())) ||
 		    !load_chunk(e, c))
 			break;
+		/* Every destination's bytes count, however many one read feeds. */
 		if (e->p.rate)
-			bc_rate_charge(e->p.rate, c->len);
+			bc_rate_charge(e->p.rate, c->len * (uint64_t)__builtin_popcount(c->pending));
 	}
 	for (uint32_t i = 0; i < e->nr_chunks && e->inflight < qd; i++) {
 		struct chunk *c = &e->chunks[i];
@@ -459,20 +517,77 @@ static void fill(struct bc_emu *e)
 }
 
 /*
- * A chunk read back: where it first differs from its source, if it does.
- * Then no more chunks are loaded; those loaded (all lower, chunks load in
- * destination order) still finish, so the lowest difference is found.
+ * A chunk read back from destination @k: where it first differs from its
+ * source, if it does.  Then no more chunks are loaded for it; those loaded
+ * (all lower, chunks load in destination order) are still read back, so
+ * the lowest difference is found.
  */
-static void compare(struct bc_emu *e, const struct chunk *c)
+static void compare(struct bc_emu *e, const struct chunk *c, uint32_t k)
 {
+	struct dst_state *d = &e->dst[k];
+
 	if (!memcmp(c->buf, c->cmp, c->len))
 		return;
 	uint64_t i = 0;
 
 	while (c->buf[i] == c->cmp[i])
 		i++;
-	if (c->dst + i < e->mismatch)
-		e->mismatch = c->dst + i;
+	if (c->dst + d->shift + i < d->mismatch)
+		d->mismatch = c->dst + d->shift + i;
+	e->live &= ~(1u << k);
+}
+
+/* Give a chunk up, every destination it still owes counted as left without it. */
+static void release_chunk(struct bc_emu *e, struct chunk *c)
+{
+	for (uint32_t k = 0; k + 1 < e->nr_ends; k++)
+		if (c->pending & (1u << k))
+			e->dst[k].fail_low = bc_min_u64(e->dst[k].fail_low, c->dst + c->wdone[k]);
+	c->pending = 0;
+	c->state = CHUNK_FREE;
+	e->busy_chunks--;
+}
+
+/*
+ * Destination @k has what it will get of chunk @c.  Once no destination
+ * waits for the chunk it is free, or, still reading, when its reads end.
+ */
+static void settle(struct bc_emu *e, struct chunk *c, uint32_t k)
+{
+	const uint32_t bit = 1u << k;
+
+	if (c->wdone[k] < c->len)
+		e->dst[k].fail_low = bc_min_u64(e->dst[k].fail_low, c->dst + c->wdone[k]);
+	c->pending &= ~bit;
+	if (!c->pending && c->state == CHUNK_WRITING) {
+		c->state = CHUNK_FREE;
+		e->busy_chunks--;
+	}
+}
+
+/*
+ * A write to destination @k failed: it is dropped, and every chunk it still
+ * owes is settled for it (those with its write in flight when that comes
+ * back).  With no destination left the engine stops, with this error.
+ */
+static void drop_dst(struct bc_emu *e, uint32_t k, int error)
+{
+	const uint32_t bit = 1u << k;
+
+	if (!e->dst[k].error)
+		e->dst[k].error = error;
+	e->live &= ~bit;
+	for (uint32_t i = 0; i < e->nr_chunks; i++) {
+		struct chunk *c = &e->chunks[i];
+
+		if (c->state != CHUNK_FREE && (c->pending & bit) && !(c->writing & bit))
+			settle(e, c, k);
+	}
+	bool any = false;
+	for (uint32_t j = 0; j + 1 < e->nr_ends; j++)
+		any = any || !e->dst[j].error;
+	if (!any)
+		bc_emu_stop(e, error);
 }
 
 static void complete(struct bc_emu *e, uint64_t data, int res)
@@ -482,42 +597,55 @@ static void complete(struct bc_emu *e, uint64_t data, int res)
 
 	if (!--e->inflight)
 		e->busy_ns += bc_now_ns() - e->busy_since;
-	/* Zero bytes: a write that would repeat forever, or a source that shrank. */
-	if (res <= 0) {
-		bc_emu_stop(e, res < 0 ? res : -EIO);
-		if (tag == WRITE_TAG) {
+	if (tag & WRITE_TAG) {
+		const uint32_t k = tag & ~WRITE_TAG;
+		struct dst_state *d = &e->dst[k];
+
+		c->writing &= ~(1u << k);
+		/* Zero bytes: a write that would repeat forever. */
+		if (res <= 0) {
 			/* A zone's write pointer tells how much of a failed write is there. */
 			const uint64_t landed = e->p.zone_size ?
-				bc_zone_landed(e->end[DST].dev, c->dst + c->wdone, c->len - c->wdone) : 0;
+				bc_zone_landed(e->end[DST].dev, c->dst + c->wdone[k],
+					       c->len - c->wdone[k]) : 0;
 
-			c->wdone += landed;
+			c->wdone[k] += landed;
+			d->done += landed;
 			e->done += landed;
-			c->write_in_flight = false;
-		} else {
-			c->segs[tag].in_flight = false;
+			drop_dst(e, k, res < 0 ? res : -EIO);	/* settles this chunk too */
+			return;
+		}
+		c->wdone[k] += (uint64_t)res;
+		d->done += (uint64_t)res;
+		e->done += (uint64_t)res;
+		if (c->wdone[k] == c->len) {
+			if (e->p.verify)
+				compare(e, c, k);
+			settle(e, c, k);
+		} else if (d->error) {
+			settle(e, c, k);	/* dropped while this write was in flight */
 		}
 		return;
 	}
-	if (tag == WRITE_TAG) {
-		c->write_in_flight = false;
-		c->wdone += (uint64_t)res;
-		e->done += (uint64_t)res;
-		if (c->wdone == c->len) {
-			if (e->p.verify)
-				compare(e, c);
-			c->state = CHUNK_FREE;
-			e->busy_chunks--;
-		}
+	/* Zero bytes: a source that shrank. */
+	if (res <= 0) {
+		bc_emu_stop(e, res < 0 ? res : -EIO);
+		c->segs[tag].in_flight = false;
 		return;
 	}
 
 	struct seg *s = &c->segs[tag];
 	s->in_flight = false;
 	s->done += (uint64_t)res;
-	if (s->done < s->len)
+	if (s->done < s->len) {
 		c->short_reads++;
-	else if (--c->reads_left == 0)
+	} else if (--c->reads_left == 0) {
 		c->state = CHUNK_WRITING;
+		if (!c->pending) {	/* every destination was dropped meanwhile */
+			c->state = CHUNK_FREE;
+			e->busy_chunks--;
+		}
+	}
 }
 
 /* After a stop: give up every chunk with nothing in flight, remembering what it left unwritten. */
@@ -525,25 +653,21 @@ static void release_stopped_chunks(struct bc_emu *e)
 {
 	for (uint32_t i = 0; i < e->nr_chunks; i++) {
 		struct chunk *c = &e->chunks[i];
-		bool busy = c->write_in_flight;
+		bool busy = c->writing;
 
 		if (c->state == CHUNK_FREE)
 			continue;
 		for (uint32_t s = 0; !busy && s < c->next_seg; s++)
 			busy = c->segs[s].in_flight;
-		if (busy)
-			continue;
-		if (c->dst + c->wdone < e->fail_low)
-			e->fail_low = c->dst + c->wdone;
-		c->state = CHUNK_FREE;
-		e->busy_chunks--;
+		if (!busy)
+			release_chunk(e, c);
 	}
 }
 
 /* Before every wait: the transports arm what must wake the ring (a session's socket). */
 static void arm_ends(struct bc_emu *e)
 {
-	for (int i = SRC; i <= DST; i++)
+	for (uint32_t i = 0; i < e->nr_ends; i++)
 		if (e->t[i]->io_arm)
 			e->t[i]->io_arm(&e->end[i]);
 }
@@ -555,7 +679,7 @@ static void end_event(struct bc_emu *e, uint64_t tag, int res)
 
 	if (i == WATCH)
 		e->watch_armed = false;
-	else if (i <= DST && e->t[i]->io_event)
+	else if (i < e->nr_ends && e->t[i]->io_event)
 		e->t[i]->io_event(&e->end[i], (uint32_t)tag & 0xffff, res);
 }
 
@@ -579,9 +703,8 @@ static bool idle(struct bc_emu *e)
 {
 	if (e->stopping)
 		release_stopped_chunks(e);
-	/* A difference found: what is queued will not be loaded. */
-	return e->inflight == 0 &&
-	       (e->stopping || (!e->busy_chunks && (!e->queue || e->mismatch != UINT64_MAX)));
+	/* No destination left to load for (dropped, or a difference found): the queue stays. */
+	return e->inflight == 0 && (e->stopping || (!e->busy_chunks && (!e->queue || !e->live)));
 }
 
 /*
@@ -689,30 +812,45 @@ int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms)
 	return ret == -ETIME ? 0 : ret;
 }
 
-void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error)
+void bc_emu_dst_state(const struct bc_emu *e, uint32_t k, uint64_t *done, uint64_t *low_pending,
+		       int *error)
 {
-	uint64_t low = UINT64_MAX;
+	const struct dst_state *d = &e->dst[k];
+	uint64_t low = d->fail_low;
 
 	for (uint32_t i = 0; i < e->nr_chunks; i++) {
 		const struct chunk *c = &e->chunks[i];
 
-		if (c->state != CHUNK_FREE && c->dst + c->wdone < low)
-			low = c->dst + c->wdone;
+		if (c->state != CHUNK_FREE && (c->pending & (1u << k)))
+			low = bc_min_u64(low, c->dst + c->wdone[k]);
 	}
 	/* Work handed back by native copy joins the queue late, at any destination. */
 	for (const struct batch *r = e->queue; r; r = r->next)
-		if (r->split.idx < r->split.nr_spans && r->split.dst < low)
-			low = r->split.dst;
-	if (e->fail_low < low)
-		low = e->fail_low;
-	*done = e->done;
-	*low_pending = low;
-	*error = e->error;
+		if (r->split.idx < r->split.nr_spans)
+			low = bc_min_u64(low, r->split.dst);
+	*done = d->done;
+	*low_pending = low == UINT64_MAX ? low : low + d->shift;
+	*error = d->error ? d->error : e->error;
+}
+
+void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error)
+{
+	bc_emu_dst_state(e, 0, done, low_pending, error);
+}
+
+int bc_emu_error(const struct bc_emu *e)
+{
+	return e->error;
+}
+
+uint64_t bc_emu_dst_mismatch(const struct bc_emu *e, uint32_t k)
+{
+	return e->dst[k].mismatch;
 }
 
 uint64_t bc_emu_mismatch(const struct bc_emu *e)
 {
-	return e->mismatch;
+	return bc_emu_dst_mismatch(e, 0);
 }
 
 void bc_emu_rate(const struct bc_emu *e, struct bc_emu_rate *r)
@@ -732,13 +870,13 @@ void bc_emu_destroy(struct bc_emu *e)
 	if (!e)
 		return;
 	/* Completions outside the ring would land in freed memory: make them happen now. */
-	for (int i = SRC; i <= DST; i++) {
+	for (uint32_t i = 0; i < e->nr_ends; i++) {
 		if (!e->ends_open[i])
 			continue;
 		if (e->t[i]->io_abandon && e->t[i]->io_inflight(&e->end[i]))
 			e->t[i]->io_abandon(&e->end[i]);
 	}
-	for (int i = SRC; i <= DST; i++)
+	for (uint32_t i = 0; i < e->nr_ends; i++)
 		if (e->ends_open[i] && e->t[i]->io_close)
 			e->t[i]->io_close(&e->end[i]);
 	while (e->queue) {
@@ -748,8 +886,10 @@ void bc_emu_destroy(struct bc_emu *e)
 	}
 	if (e->ring_ready)
 		io_uring_queue_exit(&e->ring);
-	if (e->chunks)
+	if (e->chunks) {
 		free(e->chunks[0].segs);
+		free(e->chunks[0].wdone);
+	}
 	free(e->chunks);
 	free(e->split_tmp);
 	if (e->mem)

@@ -32,6 +32,14 @@ struct bc_emu_params {
 	bool verify;
 	/* The job's rate limit (NULL: none): a chunk loads only when it allows, and is charged. */
 	struct bc_rate *rate;
+	/*
+	 * Fan-out: destinations beyond the first, written from the same reads,
+	 * each at its own offset (the first destination's is @dst_off).  Not
+	 * with @zone_size.  The array is read at bc_emu_create() only.
+	 */
+	const struct blkcopy_target *fanout;
+	size_t nr_fanout;
+	uint64_t dst_off;
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup);
@@ -58,12 +66,22 @@ int bc_emu_run(struct bc_emu *e, int timeout_ms);
 int bc_emu_wait_with(struct bc_emu *e, int fd, int timeout_ms);
 void bc_emu_stop(struct bc_emu *e, int error);
 /*
- * Bytes written (verified, when verifying), any order; lowest destination
- * offset not known written; first error.
+ * Destination @k (0: the first, 1 + i: fanout[i]): bytes written to it
+ * (verified, when verifying), any order; its lowest offset not known
+ * written; its error (its write failed), or the engine's.
  */
+void bc_emu_dst_state(const struct bc_emu *e, uint32_t k, uint64_t *done, uint64_t *low_pending,
+		       int *error);
+/* The first destination's: bc_emu_dst_state(e, 0, ...). */
 void bc_emu_state(const struct bc_emu *e, uint64_t *done, uint64_t *low_pending, int *error);
-/* Verification: the lowest destination byte found to differ from its source (UINT64_MAX: none). */
-uint64_t bc_emu_mismatch(const struct bc_emu *e);
+/*
+ * The engine's own error: it stopped (bc_emu_stop(), a source read or the
+ * ring failed, every destination was dropped); 0 while it runs on.
+ */
+int bc_emu_error(const struct bc_emu *e);
+/* Verification: destination @k's lowest byte found to differ from its source (UINT64_MAX: none). */
+uint64_t bc_emu_dst_mismatch(const struct bc_emu *e, uint32_t k);
+uint64_t bc_emu_mismatch(const struct bc_emu *e);	/* destination 0's */
 /* Bytes written and the time the engine had I/O in flight, for the piece policy. */
 void bc_emu_rate(const struct bc_emu *e, struct bc_emu_rate *r);
 /* Both ends can do O_DIRECT with these spans (alignment of every offset and length). */

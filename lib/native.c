@@ -36,7 +36,7 @@ void bc_lane_free(struct bc_lane *l)
 }
 
 /* Slots, and a queue when the backend has one, on the lane's first piece. */
-static int lane_setup(struct blkcopy_job *j, struct bc_lane *l)
+static int lane_setup(struct bc_leg *j, struct bc_lane *l)
 {
 	const struct bc_backend *b = l->backend;
 	int ret;
@@ -93,7 +93,7 @@ static void lane_wrote(struct bc_lane *l, uint64_t dst, uint64_t len)
  * counts, except what a zone's write pointer shows the device wrote of it
  * (a zone is written in order, so that much of the piece is there).
  */
-static void native_fail(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot, int err)
+static void native_fail(struct bc_leg *j, struct bc_lane *l, struct bc_slot *slot, int err)
 {
 	const uint64_t low = bc_slot_low(l, slot);
 	const uint64_t landed = l->zoned ? bc_zone_landed(l->dst, slot->piece.dst,
@@ -112,7 +112,7 @@ static void native_fail(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot
 	bc_plan_stop(j, err == -E2BIG ? -EOPNOTSUPP : err);
 }
 
-static void native_complete(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot,
+static void native_complete(struct bc_leg *j, struct bc_lane *l, struct bc_slot *slot,
 			    int ret, const struct bc_copy_stats *st)
 {
 	if (slot->busy) {
@@ -194,7 +194,7 @@ static void invalidate(struct blkcopy_dev *d, uint64_t off, uint64_t len)
 		d->transport->invalidate(d, off, len);
 }
 
-static int flush_lane(struct blkcopy_job *j, struct bc_lane *l)
+static int flush_lane(struct bc_leg *j, struct bc_lane *l)
 {
 	int ret = 0;
 
@@ -212,7 +212,7 @@ static int flush_lane(struct blkcopy_job *j, struct bc_lane *l)
 	return ret;
 }
 
-void bc_native_invalidate(struct blkcopy_job *j)
+void bc_native_invalidate(struct bc_leg *j)
 {
 	bool zoned = false;
 
@@ -243,7 +243,7 @@ void bc_native_invalidate(struct blkcopy_job *j)
  * once native pieces of that size have landed, so a device that refuses
  * copy is still seen refusing.)
  */
-static bool divert(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slot)
+static bool divert(struct bc_leg *j, struct bc_lane *l, struct bc_slot *slot)
 {
 	enum blkcopy_emulated why;
 	struct bc_emu_rate er;
@@ -261,7 +261,7 @@ static bool divert(struct blkcopy_job *j, struct bc_lane *l, struct bc_slot *slo
 }
 
 /* The piece policy holds the lane back while it measures emulation. */
-static bool lane_waits(const struct blkcopy_job *j, const struct bc_lane *l)
+static bool lane_waits(const struct bc_leg *j, const struct bc_lane *l)
 {
 	struct bc_emu_rate er;
 
@@ -272,7 +272,7 @@ static bool lane_waits(const struct blkcopy_job *j, const struct bc_lane *l)
 	return bc_policy_waits(&l->policy, &er);
 }
 
-static void issue_lanes(struct blkcopy_job *j)
+static void issue_lanes(struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes && !j->error; i++) {
 		struct bc_lane *l = j->lanes[i];
@@ -289,17 +289,17 @@ static void issue_lanes(struct blkcopy_job *j)
 			}
 		}
 		/* Under a rate limit a piece is a burst's worth at most: the limit holds. */
-		l->piece_cap = bc_rate_piece_cap(&j->rate);
+		l->piece_cap = bc_rate_piece_cap(j->rate);
 		while (!j->error && (slot = free_slot(l))) {
 			struct bc_copy_stats st = { 0 };
 			int ret;
 
-			if (!bc_rate_ready(&j->rate, bc_now_ns()) || lane_waits(j, l) ||
+			if (!bc_rate_ready(j->rate, bc_now_ns()) || lane_waits(j, l) ||
 			    !bc_lane_next_piece(l, slot))
 				break;
 			if (divert(j, l, slot))
 				continue;	/* emulation charges it to the rate when it loads it */
-			bc_rate_charge(&j->rate, slot->piece.len);
+			bc_rate_charge(j->rate, slot->piece.len);
 			if (!l->inflight)
 				bc_policy_busy(&l->policy, bc_now_ns());
 			if (!l->flushed) {
@@ -324,7 +324,7 @@ static void issue_lanes(struct blkcopy_job *j)
 	}
 }
 
-void bc_native_issue(struct blkcopy_job *j)
+void bc_native_issue(struct bc_leg *j)
 {
 	issue_lanes(j);
 	/* Diverted pieces go to emulation together: its chunks then take many of them. */
@@ -334,7 +334,7 @@ void bc_native_issue(struct blkcopy_job *j)
 		bc_plan_stop(j, ret);
 }
 
-static void lane_reap(struct blkcopy_job *j, struct bc_lane *l, bool wait)
+static void lane_reap(struct bc_leg *j, struct bc_lane *l, bool wait)
 {
 	struct bc_native_cqe cqes[BC_MAX_NATIVE_DEPTH];
 	int n;
@@ -366,13 +366,13 @@ static void lane_reap(struct blkcopy_job *j, struct bc_lane *l, bool wait)
 	}
 }
 
-void bc_native_reap(struct blkcopy_job *j, bool wait)
+void bc_native_reap(struct bc_leg *j, bool wait)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
 		lane_reap(j, j->lanes[i], wait);
 }
 
-bool bc_native_work(const struct blkcopy_job *j)
+bool bc_native_work(const struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
 		if (lane_live(j->lanes[i]) && bc_lane_has_work(j->lanes[i]))
@@ -380,7 +380,7 @@ bool bc_native_work(const struct blkcopy_job *j)
 	return false;
 }
 
-bool bc_native_active(const struct blkcopy_job *j)
+bool bc_native_active(const struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
 		if (j->lanes[i]->inflight)
@@ -388,19 +388,19 @@ bool bc_native_active(const struct blkcopy_job *j)
 	return bc_native_work(j);
 }
 
-bool bc_native_ready(const struct blkcopy_job *j)
+bool bc_native_ready(const struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
 
 		if (lane_live(l) && bc_lane_has_work(l) && window_open(l) && !lane_waits(j, l) &&
-		    bc_rate_ready(&j->rate, bc_now_ns()))
+		    bc_rate_ready(j->rate, bc_now_ns()))
 			return true;
 	}
 	return false;
 }
 
-bool bc_native_waiting(const struct blkcopy_job *j)
+bool bc_native_waiting(const struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++) {
 		const struct bc_lane *l = j->lanes[i];
@@ -411,7 +411,7 @@ bool bc_native_waiting(const struct blkcopy_job *j)
 	return false;
 }
 
-bool bc_native_queued(const struct blkcopy_job *j)
+bool bc_native_queued(const struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
 		if (j->lanes[i]->queue && j->lanes[i]->inflight)

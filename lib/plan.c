@@ -162,6 +162,29 @@ int bc_plan_all_native(const struct blkcopy_dev *src, const struct bc_span *span
 	return ret;
 }
 
+bool bc_plan_none_native(const struct blkcopy_dev *src, const struct bc_span *spans, size_t nr,
+			 const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags)
+{
+	const struct blkcopy_dev *last_src = NULL, *last_dst = NULL;
+	struct blkcopy_limits lim;
+	struct bc_leaf_walk w;
+	struct bc_leaf_run r;
+	char why[8];
+
+	if (!bc_native_allowed(src, dst, flags))
+		return true;
+	bc_walk_init(&w, src, spans, nr, dst, dst_off);
+	while (bc_walk_next(&w, &r) > 0) {
+		if (r.src == last_src && r.dst == last_dst)
+			continue;
+		if (native_pair(r.src, r.dst, &lim, why, sizeof(why)))
+			return false;
+		last_src = r.src;
+		last_dst = r.dst;
+	}
+	return true;	/* a table that maps no byte is emulated through its node */
+}
+
 /* ------------------------------------------------------------------------ */
 /* Lanes                                                                    */
 
@@ -194,7 +217,7 @@ uint32_t bc_zone_lanes(const struct blkcopy_dev *dst)
  * The lane of a run's leaf pair (and zone stripe), made on first sight.
  * NULL (and 0) when emulated, with the reason in *@why.
  */
-static int lane_for(struct blkcopy_job *j, const struct bc_leaf_run *r, struct bc_lane **lp,
+static int lane_for(struct bc_leg *j, const struct bc_leaf_run *r, struct bc_lane **lp,
 		    enum blkcopy_emulated *why_not)
 {
 	struct blkcopy_dev *src = r->src, *dst = r->dst;
@@ -386,7 +409,7 @@ static uint64_t lane_drop_unsplit(struct bc_lane *l)
 
 /* Emulated work                                                            */
 
-static int emu_flush(struct blkcopy_job *j)
+static int emu_flush(struct bc_leg *j)
 {
 	int ret = 0;
 
@@ -397,7 +420,7 @@ static int emu_flush(struct blkcopy_job *j)
 }
 
 /* Emulate @len bytes from caller offset @src to @dst, after what is already grouped. */
-static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t len,
+static int emu_push(struct bc_leg *j, uint64_t src, uint64_t dst, uint64_t len,
 		    enum blkcopy_emulated why)
 {
 	int ret;
@@ -434,7 +457,7 @@ static int emu_push(struct blkcopy_job *j, uint64_t src, uint64_t dst, uint64_t 
 }
 
 /* Emulate @len bytes of span @s of lane @l from @off, part by part. */
-static int emulate_span(struct blkcopy_job *j, const struct bc_lane *l, size_t s, uint64_t off,
+static int emulate_span(struct bc_leg *j, const struct bc_lane *l, size_t s, uint64_t off,
 			uint64_t len, enum blkcopy_emulated why)
 {
 	while (len) {
@@ -466,7 +489,7 @@ uint64_t bc_slot_low(const struct bc_lane *l, const struct bc_slot *s)
  * the group being built: bc_plan_flush() hands it over, and must before
  * anyone asks what is pending.
  */
-int bc_plan_divert_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s,
+int bc_plan_divert_slot(struct bc_leg *j, const struct bc_lane *l, const struct bc_slot *s,
 			enum blkcopy_emulated why)
 {
 	int ret = 0;
@@ -476,12 +499,12 @@ int bc_plan_divert_slot(struct blkcopy_job *j, const struct bc_lane *l, const st
 	return ret;
 }
 
-int bc_plan_flush(struct blkcopy_job *j)
+int bc_plan_flush(struct bc_leg *j)
 {
 	return emu_flush(j);
 }
 
-int bc_plan_emulate_slot(struct blkcopy_job *j, const struct bc_lane *l, const struct bc_slot *s)
+int bc_plan_emulate_slot(struct bc_leg *j, const struct bc_lane *l, const struct bc_slot *s)
 {
 	int ret = bc_plan_divert_slot(j, l, s, BLKCOPY_EMULATED_REFUSED);
 
@@ -489,7 +512,7 @@ int bc_plan_emulate_slot(struct blkcopy_job *j, const struct bc_lane *l, const s
 }
 
 /* The lane's device refused copy outright: its runs not yet cut are emulated. */
-int bc_plan_emulate_unsplit(struct blkcopy_job *j, struct bc_lane *l)
+int bc_plan_emulate_unsplit(struct bc_leg *j, struct bc_lane *l)
 {
 	int ret = 0;
 
@@ -509,7 +532,7 @@ int bc_plan_emulate_unsplit(struct blkcopy_job *j, struct bc_lane *l)
 /* Batches                                                                  */
 
 /* Every lane's batch cut and completed: its arrays may be reused. */
-static bool lanes_drained(const struct blkcopy_job *j)
+static bool lanes_drained(const struct bc_leg *j)
 {
 	for (uint32_t i = 0; i < j->nr_lanes; i++)
 		if (bc_lane_has_work(j->lanes[i]) || j->lanes[i]->inflight)
@@ -518,12 +541,12 @@ static bool lanes_drained(const struct blkcopy_job *j)
 }
 
 /* Planning waits for the lanes to finish their batch and for emulation to catch up. */
-bool bc_plan_ready(const struct blkcopy_job *j)
+bool bc_plan_ready(const struct bc_leg *j)
 {
 	return !j->planned_all && lanes_drained(j) && bc_emu_queued(j->emu) < 2 * BATCH_RUNS;
 }
 
-static int plan_batch(struct blkcopy_job *j)
+static int plan_batch(struct bc_leg *j)
 {
 	struct bc_leaf_run r;
 	int ret = 0;
@@ -562,7 +585,7 @@ static int plan_batch(struct blkcopy_job *j)
 	return ret;
 }
 
-void bc_plan_more(struct blkcopy_job *j)
+void bc_plan_more(struct bc_leg *j)
 {
 	while (!j->error && bc_plan_ready(j)) {
 		int ret = plan_batch(j);
@@ -576,7 +599,7 @@ void bc_plan_more(struct blkcopy_job *j)
 	}
 }
 
-void bc_plan_stop(struct blkcopy_job *j, int error)
+void bc_plan_stop(struct bc_leg *j, int error)
 {
 	if (!j->error)
 		j->error = error;
@@ -590,13 +613,13 @@ void bc_plan_stop(struct blkcopy_job *j, int error)
 	bc_emu_stop(j->emu, error);
 }
 
-int bc_plan_start(struct blkcopy_job *j)
+int bc_plan_start(struct bc_leg *j)
 {
 	bc_walk_init(&j->walk, j->src, j->spans, j->nr_spans, j->dst, j->dst_off);
 	return plan_batch(j);
 }
 
-uint64_t bc_plan_pending_low(const struct blkcopy_job *j)
+uint64_t bc_plan_pending_low(const struct bc_leg *j)
 {
 	uint64_t low = j->planned_all ? UINT64_MAX : j->walk.dst_pos;
 

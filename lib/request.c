@@ -206,6 +206,19 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 	return 0;
 }
 
+int bc_validate_disjoint(const struct blkcopy_dev *a, uint64_t a_off, const struct blkcopy_dev *b,
+			 uint64_t b_off, uint64_t len)
+{
+	const struct blkcopy_range r = { .offset = a_off, .len = len };
+	uint64_t abase, bbase;
+
+	if (bc_same_medium(a, b, &abase, &bbase) && overlaps(abase + a_off, len, bbase + b_off, len))
+		return -EADDRINUSE;
+	if (bc_is_stacked(a) || bc_is_stacked(b))
+		return stacked_overlap(a, &r, 1, b, b_off, len, NULL);
+	return 0;
+}
+
 ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_span **spansp)
 {
 	struct bc_span *spans = malloc(nr * sizeof(*spans));

@@ -21,6 +21,14 @@ int bc_validate(const struct blkcopy_dev *src, const struct blkcopy_range *range
 		const struct blkcopy_dev *dst, uint64_t dst_off, unsigned int flags,
 		uint64_t *total, size_t *bad_range);
 
+/*
+ * Two destinations of one request, @len bytes each from @a_off on @a and
+ * @b_off on @b, share no byte (on the leaves beneath them too): 0, or
+ * -EADDRINUSE.  Both were validated first.
+ */
+int bc_validate_disjoint(const struct blkcopy_dev *a, uint64_t a_off, const struct blkcopy_dev *b,
+			 uint64_t b_off, uint64_t len);
+
 /* Copy the ranges into spans, adjacent ranges coalesced.  The number of spans or -errno. */
 ssize_t bc_coalesce(const struct blkcopy_range *ranges, size_t nr, struct bc_span **spansp);
 

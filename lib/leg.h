@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A job's state, shared by its stages: planning (plan.c) maps the request
- * onto leaf pairs and groups it into lanes and emulated runs; native
- * execution (native.c) runs the lanes' pieces; the job (job.c) drives both
- * from its event loop.  The commit watermark (commit.c) says how much is
- * done.
+ * A leg of a job: the request carried to one destination, or, emulated
+ * whole, to several from one read of the source (its fan-out).  A job
+ * (job.c) drives one leg per destination that may go native and one for
+ * the destinations emulated together.  The leg's state is shared by its
+ * stages: planning (plan.c) maps the request onto leaf pairs and groups it
+ * into lanes and emulated runs; native execution (native.c) runs the
+ * lanes' pieces; the leg (leg.c) drives both from its event loop.  The
+ * commit watermark (commit.c) says how much is done.
  */
-#ifndef BLKCOPY_JOB_H
-#define BLKCOPY_JOB_H
+#ifndef BLKCOPY_LEG_H
+#define BLKCOPY_LEG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -116,8 +119,11 @@ struct bc_lane {
 	struct bc_splitter split;
 };
 
-struct blkcopy_job {
+struct bc_leg {
 	struct blkcopy_dev *src, *dst;
+	/* Destinations beyond dst, written by emulation from the same reads (then nothing native). */
+	struct blkcopy_target fanout[BLKCOPY_MAX_TARGETS - 1];
+	size_t nr_fanout;
 	struct bc_span *spans;
 	size_t nr_spans;
 	uint64_t dst_off;
@@ -142,19 +148,56 @@ struct blkcopy_job {
 	struct bc_emu *emu;
 	struct bc_emu_params emu_params;
 	struct bc_emu *verify;	/* BLKCOPY_VERIFY, once the copy is done */
-	struct bc_rate rate;	/* blkcopy_opts.rate, blkcopy_job_set_rate() */
+	struct bc_rate *rate;	/* the job's: blkcopy_opts.rate, blkcopy_job_set_rate() */
 	int timer;		/* timerfd in epfd: wakes a poller when the rate lets more go */
-	int epfd;		/* blkcopy_job_fd(): the ring, queues_fd, the kick */
+	int epfd;		/* blkcopy_job_fd(): the ring, queues_fd, the kick, the timer */
 	int queues_fd;		/* epoll: every lane's queue */
 	int kick;		/* eventfd: readable while work can go without a completion */
 	bool native_started;	/* caches flushed, so they must be invalidated at the end */
 	int64_t verified_ms;
 	struct bc_watermark wm;
+	/* Per destination (0: dst, 1 + i: fanout[i]), from the end: flush, verification. */
+	int end_error[BLKCOPY_MAX_TARGETS];
+	uint64_t lost[BLKCOPY_MAX_TARGETS];	/* lowest byte found wrong (UINT64_MAX: none) */
 
 	int error;
 	bool cancelled;
 	bool finished;
 };
+
+/* What a leg carries: the request, and its destinations (the first is the leg's dst). */
+struct bc_leg_args {
+	struct blkcopy_dev *src;
+	const struct blkcopy_range *ranges;
+	size_t nr;
+	const struct blkcopy_target *dsts;	/* more than one: all emulated, from one read */
+	size_t nr_dsts;
+	const struct blkcopy_opts *opts;	/* resolved: bc_resolve_opts() */
+	struct bc_rate *rate;			/* shared by the job's legs */
+};
+
+/* Defaults in, then checked: 0 or -EINVAL. */
+int bc_resolve_opts(const struct blkcopy_opts *in, struct blkcopy_opts *out);
+/* Validate and plan; nothing goes out before the first bc_leg_wait(). */
+int bc_leg_submit(const struct bc_leg_args *a, struct bc_leg **legp);
+/* blkcopy_job_wait() for one leg: 1 once it finished, 0 otherwise. */
+int bc_leg_wait(struct bc_leg *j, int timeout_ms);
+/*
+ * Block until the leg has a completion or @fd polls readable, for up to
+ * @timeout_ms: 0, or -EINTR for a signal.  For a job waiting on several.
+ */
+int bc_leg_block(struct bc_leg *j, int fd, int timeout_ms);
+bool bc_leg_finished(const struct bc_leg *j);
+/* Destination @k of the leg (0: dst, 1 + i: fanout[i]): as blkcopy_job_progress(). */
+void bc_leg_progress(const struct bc_leg *j, size_t k, struct blkcopy_progress *p);
+/* blkcopy_job_stats() of the leg, destination @k's verification. */
+void bc_leg_stats(const struct bc_leg *j, size_t k, struct blkcopy_stats *st);
+/* The job's rate changed: what the old one held back may go now. */
+void bc_leg_kick(struct bc_leg *j);
+void bc_leg_cancel(struct bc_leg *j);
+int bc_leg_fd(const struct bc_leg *j);
+/* Free a leg: finished, or never waited on (then nothing was written). */
+void bc_leg_free(struct bc_leg *j);
 
 /*
  * Re-read the tables under both ends: tables change between requests.
