@@ -147,12 +147,13 @@ static void on_signal(int sig)
 static void usage_copy(FILE *f)
 {
 	fprintf(f,
-		"Usage: %s copy [OPTIONS] SRC DST\n"
-		"Copy ranges of SRC, in order, to DST starting at --dst-offset.\n"
+		"Usage: %s copy [OPTIONS] SRC DST [DST...]\n"
+		"Copy ranges of SRC, in order, to each DST (up to %u) starting at --dst-offset.\n"
 		"\n"
 		"  -r, --range OFF:LEN      a source range (repeatable); default: all of SRC\n"
 		"  -f, --ranges-from FILE   read OFF:LEN lines from FILE ('-' = stdin)\n"
-		"  -d, --dst-offset OFF     where the first range lands in DST (default 0)\n"
+		"  -d, --dst-offset OFF     where the first range lands in DST (default 0); once for\n"
+		"                           every DST, or once per DST in their order\n"
 		"      --no-offload         never use native copy: emulate\n"
 		"      --no-emulation       fail rather than emulate\n"
 		"      --json               print the result as one JSON object\n"
@@ -172,18 +173,21 @@ static void usage_copy(FILE *f)
 		"                           more than they copy (SCSI EXTENDED COPY)\n"
 		"\n"
 		"Sizes: bytes, or with a suffix s (512-byte sectors), k, m, g, t.\n",
-		prog);
+		prog, BLKCOPY_MAX_TARGETS);
 }
 
 struct copy_args {
 	struct range_list ranges;
-	uint64_t dst_off;
+	uint64_t dst_off[BLKCOPY_MAX_TARGETS];	/* one per destination, once parsed */
+	size_t nr_dst_off;			/* --dst-offset given this often */
 	struct blkcopy_opts opts;
 	bool json, progress, progress_set;
 	bool ranges_given;	/* an empty --ranges-from list must not mean "everything" */
 	const char *journal;	/* --journal */
 	bool resume;
-	char *src, *dst;	/* our copies: argv's passwords are hidden */
+	char *src;		/* our copies: argv's passwords are hidden */
+	char *dst[BLKCOPY_MAX_TARGETS];
+	size_t nr_dst;
 };
 
 enum {
@@ -273,7 +277,11 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 			a->ranges_given = true;
 			break;
 		case 'd':
-			if (size_opt("--dst-offset", optarg, &a->dst_off))
+			if (a->nr_dst_off == BLKCOPY_MAX_TARGETS) {
+				msg("--dst-offset: at most %u (one per DST)", BLKCOPY_MAX_TARGETS);
+				return -EINVAL;
+			}
+			if (size_opt("--dst-offset", optarg, &a->dst_off[a->nr_dst_off++]))
 				return -EINVAL;
 			break;
 		case OPT_NO_OFFLOAD: a->opts.flags |= BLKCOPY_NOOFFLOAD; break;
@@ -337,15 +345,29 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		msg("copy: --max-inflight and --chunk-size must be at least 4k");
 		return -EINVAL;
 	}
-	if (argc - optind != 2) {
+	if (argc - optind < 2) {
 		msg("copy: need SRC and DST");
 		usage_copy(stderr);
 		return -EINVAL;
 	}
+	if (argc - optind - 1 > (int)BLKCOPY_MAX_TARGETS) {
+		msg("copy: at most %u destinations", BLKCOPY_MAX_TARGETS);
+		return -EINVAL;
+	}
+	a->nr_dst = (size_t)(argc - optind - 1);
+	if (a->nr_dst_off > 1 && a->nr_dst_off != a->nr_dst) {
+		msg("copy: --dst-offset given %zu times for %zu destinations (once for all, or once "
+		    "per DST)", a->nr_dst_off, a->nr_dst);
+		return -EINVAL;
+	}
+	for (size_t k = a->nr_dst_off; k < a->nr_dst; k++)
+		a->dst_off[k] = a->nr_dst_off ? a->dst_off[0] : 0;
 	a->src = take_device_arg(argv[optind]);
-	a->dst = take_device_arg(argv[optind + 1]);
-	if (!a->src || !a->dst)
+	if (!a->src)
 		return -ENOMEM;
+	for (size_t k = 0; k < a->nr_dst; k++)
+		if (!(a->dst[k] = take_device_arg(argv[optind + 1 + (int)k])))
+			return -ENOMEM;
 	if (!a->progress_set)
 		a->progress = isatty(STDERR_FILENO) && !a->json;
 	return 0;
@@ -443,14 +465,34 @@ static void stats_json(const struct blkcopy_stats *st, bool verify, int err)
 		fputs("null", stdout);
 }
 
-static void print_json(const struct blkcopy_progress *p, const struct blkcopy_stats *st,
-		       bool verify, double secs, size_t nr, int err, const char *dev_err, int64_t wp)
+/* What one destination got (or the whole job, summed). */
+struct copy_result {
+	struct blkcopy_progress p;
+	struct blkcopy_stats st;
+	int err;
+	const char *dev_err;	/* NULL: none */
+	int64_t wp;		/* zoned: the write pointer after the copy; -1: none */
+};
+
+/* Bytes that reached the destination(s) as a whole: all of them, or the committed prefix. */
+static uint64_t result_bytes(const struct copy_result *r)
 {
-	printf("{\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64
-	       ",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
-	       ",\"ranges\":%zu,\"method\":",
-	       err ? p->committed : p->total, p->native_bytes, p->emulated_bytes, secs,
-	       p->committed, p->total, nr);
+	return r->err ? r->p.committed : r->p.total;
+}
+
+static void result_json(const struct copy_result *r, uint64_t bytes)
+{
+	const struct blkcopy_progress *p = &r->p;
+
+	printf("\"bytes\":%" PRIu64 ",\"native_bytes\":%" PRIu64 ",\"emulated_bytes\":%" PRIu64,
+	       bytes, p->native_bytes, p->emulated_bytes);
+}
+
+static void methods_json(const struct copy_result *r, bool verify)
+{
+	const struct blkcopy_progress *p = &r->p;
+
+	fputs("\"method\":", stdout);
 	json_string(stdout, method_of(p));
 	fputs(",\"methods\":{", stdout);
 	for (int m = 0, first = 1; m < BLKCOPY_METHOD_MAX; m++) {
@@ -461,21 +503,54 @@ static void print_json(const struct blkcopy_progress *p, const struct blkcopy_st
 		first = 0;
 	}
 	fputs("},\"error\":", stdout);
-	if (err)
-		json_string(stdout, blkcopy_strerror(err));
+	if (r->err)
+		json_string(stdout, blkcopy_strerror(r->err));
 	else
 		fputs("null", stdout);
 	fputs(",\"device_error\":", stdout);
-	if (dev_err && *dev_err)
-		json_string(stdout, dev_err);
+	if (r->dev_err && *r->dev_err)
+		json_string(stdout, r->dev_err);
 	else
 		fputs("null", stdout);
-	if (wp >= 0)
-		printf(",\"dst_write_pointer\":%" PRId64, wp);
+	if (r->wp >= 0)
+		printf(",\"dst_write_pointer\":%" PRId64, r->wp);
 	else
 		fputs(",\"dst_write_pointer\":null", stdout);
-	stats_json(st, verify, err);
-	fputs("}\n", stdout);
+	stats_json(&r->st, verify, r->err);
+}
+
+/*
+ * The result as one object: the whole job (with one destination, its
+ * figures; with several, summed, committed the smallest), then each
+ * destination's in "destinations".
+ */
+static void print_json(const struct copy_result *all, const struct copy_result *dst, size_t nr_dst,
+		       char *const *paths, const uint64_t *offsets, bool verify, double secs,
+		       size_t nr_ranges)
+{
+	uint64_t bytes = 0;
+
+	for (size_t k = 0; k < nr_dst; k++)
+		bytes += result_bytes(&dst[k]);
+	putchar('{');
+	result_json(all, bytes);
+	printf(",\"seconds\":%.6f,\"committed\":%" PRIu64 ",\"total\":%" PRIu64 ",\"ranges\":%zu,",
+	       secs, all->p.committed, all->p.total, nr_ranges);
+	methods_json(all, verify);
+	fputs(",\"destinations\":[", stdout);
+	for (size_t k = 0; k < nr_dst; k++) {
+		char buf[512];
+
+		fputs(k ? ",{\"path\":" : "{\"path\":", stdout);
+		json_string(stdout, shown_name(paths[k], buf, sizeof(buf)));
+		printf(",\"dst_offset\":%" PRIu64 ",", offsets[k]);
+		result_json(&dst[k], result_bytes(&dst[k]));
+		printf(",\"committed\":%" PRIu64 ",\"total\":%" PRIu64 ",", dst[k].p.committed,
+		       dst[k].p.total);
+		methods_json(&dst[k], verify);
+		putchar('}');
+	}
+	puts("]}");
 }
 
 /* Emulated bytes that could have gone native, and why they did not: one line, when there are any. */
@@ -501,25 +576,86 @@ static void print_policy(const struct blkcopy_stats *st)
 		printf("emulated %s the device refused to copy\n", human(refused, a, sizeof(a)));
 }
 
-/* One line: what was wrong, and the library's reason when it has one ("nvme: different namespaces"). */
-static void report_invalid(int err, const struct copy_args *a, size_t bad, const char *why)
+/*
+ * One line: what was wrong (with which destination, when there are
+ * several), and the library's reason when it has one ("nvme: different
+ * namespaces").
+ */
+static void report_invalid(int err, const struct copy_args *a, size_t dst, size_t bad,
+			   const char *why)
 {
 	const char *sep = *why ? ": " : "";
+	char who[600] = "", buf[512];
 
+	if (a->nr_dst > 1 && dst != SIZE_MAX)
+		snprintf(who, sizeof(who), "destination %zu (%s): ", dst + 1,
+			 shown_name(a->dst[dst], buf, sizeof(buf)));
 	if (bad == SIZE_MAX) {
-		msg("copy: %s%s%s", blkcopy_strerror(err), sep, why);
+		msg("copy: %s%s%s%s", who, blkcopy_strerror(err), sep, why);
 		return;
 	}
 	const struct blkcopy_range *r = &a->ranges.v[bad];
-	msg("copy: range %zu (%" PRIu64 ":%" PRIu64 "): %s%s%s", bad + 1, r->offset, r->len,
+	msg("copy: %srange %zu (%" PRIu64 ":%" PRIu64 "): %s%s%s", who, bad + 1, r->offset, r->len,
 	    blkcopy_strerror(err), sep, why);
+}
+
+/* The devices of a copy: each path opened once, however often it is named. */
+struct copy_devs {
+	struct blkcopy_dev *src;
+	struct blkcopy_dev *dst[BLKCOPY_MAX_TARGETS];
+	struct blkcopy_target t[BLKCOPY_MAX_TARGETS];	/* where this run writes */
+	size_t nr_dst;
+};
+
+static int open_devs(const struct copy_args *a, struct copy_devs *d)
+{
+	for (size_t k = 0; k < a->nr_dst; k++) {
+		for (size_t j = 0; j < k && !d->dst[k]; j++)
+			if (same_node(a->dst[j], a->dst[k]))
+				d->dst[k] = d->dst[j];
+		if (!d->dst[k] &&
+		    open_dev(a->dst[k], BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL,
+			     &d->dst[k]))
+			return -1;
+		d->nr_dst = k + 1;
+		d->t[k] = (struct blkcopy_target){ .dev = d->dst[k], .offset = a->dst_off[k] };
+	}
+	/* O_EXCL would refuse a second handle on a destination: the source shares it. */
+	for (size_t k = 0; k < a->nr_dst && !d->src; k++)
+		if (same_node(a->src, a->dst[k]))
+			d->src = d->dst[k];
+	if (!d->src && open_dev(a->src, BLKCOPY_OPEN_READ, &d->src))
+		return -1;
+	return 0;
+}
+
+/* Is @dev the first of the destinations to be @dev (shared handles flush and close once)? */
+static bool first_handle(const struct copy_devs *d, size_t k)
+{
+	for (size_t j = 0; j < k; j++)
+		if (d->dst[j] == d->dst[k])
+			return false;
+	return true;
+}
+
+static void close_devs(struct copy_devs *d)
+{
+	bool src_shared = false;
+
+	for (size_t k = 0; k < d->nr_dst; k++) {
+		src_shared = src_shared || d->dst[k] == d->src;
+		if (first_handle(d, k))
+			blkcopy_close(d->dst[k]);
+	}
+	if (d->src && !src_shared)
+		blkcopy_close(d->src);
 }
 
 /* A copy's journal, as the copy loop keeps it. */
 struct copy_journal {
 	int fd;			/* -1: none */
 	uint64_t base;		/* bytes of the request done before this run (--resume) */
-	uint64_t recorded;	/* the last committed prefix recorded */
+	uint64_t recorded[BLKCOPY_MAX_TARGETS];	/* the committed prefixes last recorded */
 	double at;		/* when */
 };
 
@@ -529,24 +665,27 @@ struct copy_journal {
 
 /*
  * --journal: a new journal for the request, or with --resume the old one
- * checked against it, and the ranges cut to what is left (@left, to the
- * destination from *@dst_off).  0; 1 when a resumed copy is already
- * complete; -1 on an error (said).
+ * checked against it, and the ranges cut to what is left (@left, from the
+ * smallest committed prefix of the destinations: j->base).  0; 1 when a
+ * resumed copy is already complete; -1 on an error (said).
  */
-static int journal_begin(struct copy_args *a, struct blkcopy_dev *src, struct blkcopy_dev *dst,
-			 struct copy_journal *j, struct range_list *left, uint64_t *dst_off)
+static int journal_begin(struct copy_args *a, struct copy_devs *d, struct copy_journal *j,
+			 struct range_list *left)
 {
-	struct journal_request want = { .dst_off = a->dst_off, .nr_ranges = (uint32_t)a->ranges.n,
-					.flags = a->opts.flags };
+	struct journal_request want = { .nr_dsts = (uint32_t)a->nr_dst,
+					.nr_ranges = (uint32_t)a->ranges.n, .flags = a->opts.flags };
 	struct journal_state st;
 	char why[512];
 	uint64_t skip;
 
 	for (size_t i = 0; i < a->ranges.n; i++)
 		want.total += a->ranges.v[i].len;
-	want.fingerprint = journal_fingerprint(a->ranges.v, a->ranges.n, a->dst_off);
-	journal_identify(src, a->src, &want.src);
-	journal_identify(dst, a->dst, &want.dst);
+	want.fingerprint = journal_fingerprint(a->ranges.v, a->ranges.n, a->dst_off, a->nr_dst);
+	journal_identify(d->src, a->src, &want.src);
+	for (size_t k = 0; k < a->nr_dst; k++) {
+		journal_identify(d->dst[k], a->dst[k], &want.dst[k]);
+		want.dst_off[k] = a->dst_off[k];
+	}
 	if (!a->resume) {
 		j->fd = journal_create(a->journal, &want);
 		if (j->fd == -EEXIST)
@@ -558,7 +697,8 @@ static int journal_begin(struct copy_args *a, struct blkcopy_dev *src, struct bl
 	j->fd = journal_open(a->journal, &st);
 	if (j->fd < 0) {
 		msg("copy: journal %s: %s", a->journal,
-		    j->fd == -EBADMSG ? "not a blkcopy journal" : strerror(-j->fd));
+		    j->fd == -EBADMSG ? "not a blkcopy journal" :
+		    j->fd == -EPROTO ? "written by another version of blkcopy" : strerror(-j->fd));
 		return -1;
 	}
 	if (journal_mismatch(&st.req, &want, why, sizeof(why))) {
@@ -567,10 +707,13 @@ static int journal_begin(struct copy_args *a, struct blkcopy_dev *src, struct bl
 	}
 	if (st.complete)
 		return 1;
-	j->base = j->recorded = st.committed;
-	*dst_off = a->dst_off + st.committed;
+	j->base = journal_resume_point(&st);
+	for (size_t k = 0; k < a->nr_dst; k++) {
+		j->recorded[k] = st.committed[k];
+		d->t[k].offset = a->dst_off[k] + j->base;
+	}
 	/* What is left: the ranges past the committed prefix. */
-	skip = st.committed;
+	skip = j->base;
 	for (size_t i = 0; i < a->ranges.n; i++) {
 		struct blkcopy_range r = a->ranges.v[i];
 
@@ -587,64 +730,141 @@ static int journal_begin(struct copy_args *a, struct blkcopy_dev *src, struct bl
 	return 0;
 }
 
-/* Record the committed prefix (durable first) when enough has passed, or at the end. */
-static int journal_tick(struct copy_journal *j, struct blkcopy_dev *dst,
-			const struct blkcopy_progress *p, bool end, bool complete)
+/*
+ * Record every destination's committed prefix (the destinations flushed
+ * first) when enough has passed, or at the end (@end).
+ */
+static int journal_tick(struct copy_journal *j, const struct copy_devs *d,
+			const struct blkcopy_progress *tp, bool end, bool complete)
 {
-	const uint64_t committed = j->base + p->committed;
-	int ret;
+	uint64_t committed[BLKCOPY_MAX_TARGETS], most = 0;
+	int ret = 0;
 
-	if (j->fd < 0 || (!end && (committed == j->recorded ||
-				   (committed - j->recorded < JOURNAL_BYTES && now_s() - j->at < JOURNAL_SECS))))
+	if (j->fd < 0)
 		return 0;
-	ret = blkcopy_flush(dst);
+	for (size_t k = 0; k < d->nr_dst; k++) {
+		/* A resumed destination that had more than the base keeps its record. */
+		committed[k] = j->base + tp[k].committed;
+		if (committed[k] < j->recorded[k])
+			committed[k] = j->recorded[k];
+		if (committed[k] - j->recorded[k] > most)
+			most = committed[k] - j->recorded[k];
+	}
+	if (!end && (!most || (most < JOURNAL_BYTES && now_s() - j->at < JOURNAL_SECS)))
+		return 0;
+	for (size_t k = 0; k < d->nr_dst && !ret; k++)
+		if (first_handle(d, k))
+			ret = blkcopy_flush(d->dst[k]);
 	if (!ret)
-		ret = journal_record(j->fd, committed, complete);
+		ret = journal_record(j->fd, committed, d->nr_dst, complete);
 	if (ret)
 		return ret;
-	j->recorded = committed;
+	memcpy(j->recorded, committed, d->nr_dst * sizeof(committed[0]));
 	j->at = now_s();
 	return 0;
 }
 
+/*
+ * The submission was refused: say why, naming the destination at fault.
+ * Each is checked on its own; what none refuses alone (destinations that
+ * overlap, no native way under --no-emulation) has its reason on a device.
+ */
+static void explain_refusal(int err, struct copy_args *a, struct copy_devs *d,
+			    struct copy_result *r)
+{
+	size_t bad = SIZE_MAX, at = SIZE_MAX;
+	const char *why = "";
+
+	for (size_t k = 0; k < a->nr_dst && at == SIZE_MAX; k++) {
+		const int ret = blkcopy_check(d->src, a->ranges.v, a->ranges.n, d->dst[k],
+					      a->dst_off[k], a->opts.flags, &bad);
+		if (ret) {
+			err = ret;
+			at = k;
+		}
+	}
+	for (size_t k = 0; k < a->nr_dst && !*why; k++) {
+		if (at == SIZE_MAX || at == k) {
+			why = blkcopy_dev_error(d->dst[k]);
+			if (*why && at == SIZE_MAX)
+				at = k;
+		}
+	}
+	/* A refusal may come with a reason: a suspended dm device, why native copy cannot. */
+	if (!*why)
+		why = blkcopy_dev_error(d->src);
+	report_invalid(err, a, at, bad, why);
+	for (size_t k = 0; k < a->nr_dst; k++) {
+		r[k] = (struct copy_result){ .st = { .mismatch_offset = UINT64_MAX }, .err = err,
+					     .wp = -1 };
+		for (size_t i = 0; i < a->ranges.n; i++)
+			r[k].p.total += a->ranges.v[i].len;
+		r[k].dev_err = at == SIZE_MAX || at == k ? why : NULL;
+	}
+}
+
+/* One line per destination without --json. */
+static void print_result_line(const struct copy_args *a, const struct copy_result *r, size_t k,
+			      double secs)
+{
+	char b[32], c[32], name[560] = "", buf[512];
+
+	if (a->nr_dst > 1)
+		snprintf(name, sizeof(name), "%s: ", shown_name(a->dst[k], buf, sizeof(buf)));
+	if (r->err) {
+		msg("copy: %s%s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %"
+		    PRIu64 " bytes)", name, blkcopy_strerror(r->err), r->p.done, r->p.total,
+		    r->p.committed);
+		if (r->dev_err && *r->dev_err)
+			msg("copy: %sthe device said: %s", name, r->dev_err);
+		if (r->err == -EILSEQ && r->st.mismatch_offset != UINT64_MAX)
+			msg("copy: the destination differs from the source at byte %" PRIu64 " of %s",
+			    r->st.mismatch_offset, shown_name(a->dst[k], buf, sizeof(buf)));
+		return;
+	}
+	printf("%scopied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
+	       ", emulated %" PRIu64 " (%s)\n", name,
+	       human(r->p.total, b, sizeof(b)), r->p.total, a->ranges.n,
+	       a->ranges.n == 1 ? "" : "s", secs,
+	       human(secs > 0 ? (uint64_t)((double)r->p.total / secs) : 0, c, sizeof(c)),
+	       r->p.native_bytes, r->p.emulated_bytes, method_of(&r->p));
+	if (a->nr_dst == 1)
+		print_policy(&r->st);
+	if (a->opts.flags & BLKCOPY_VERIFY)
+		printf("%sverified %" PRIu64 " bytes: the destination holds the source ranges\n",
+		       name, r->st.verified_bytes);
+}
+
 static int run_copy(struct copy_args *a)
 {
-	struct blkcopy_dev *src = NULL, *dst = NULL;
+	struct copy_devs d = { 0 };
 	struct blkcopy_info si;
-	struct blkcopy_progress p = { 0 };
-	struct blkcopy_stats st = { .mismatch_offset = UINT64_MAX };
+	struct copy_result all = { .st = { .mismatch_offset = UINT64_MAX }, .wp = -1 };
+	struct copy_result res[BLKCOPY_MAX_TARGETS];
+	struct blkcopy_progress tp[BLKCOPY_MAX_TARGETS] = { { 0 } };
 	struct copy_journal jr = { .fd = -1, .at = now_s() };
 	struct range_list left = { 0 };
 	struct blkcopy_job *job;
-	size_t bad = SIZE_MAX;
-	int ret;
+	const bool verify = a->opts.flags & BLKCOPY_VERIFY;
+	int ret = 0;
 
-	ret = open_dev(a->dst, BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE | BLKCOPY_OPEN_EXCL, &dst);
-	if (ret)
+	if (open_devs(a, &d)) {
+		close_devs(&d);
 		return 1;
-	if (same_node(a->src, a->dst)) {
-		src = dst;
-	} else {
-		ret = open_dev(a->src, BLKCOPY_OPEN_READ, &src);
-		if (ret) {
-			blkcopy_close(dst);
-			return 1;
-		}
 	}
-	blkcopy_get_info(src, &si);
+	blkcopy_get_info(d.src, &si);
 
 	if (!a->ranges_given) {
-		const struct blkcopy_range all = { 0, si.capacity };
-		ret = range_list_add(&a->ranges, &all);
+		const struct blkcopy_range whole = { 0, si.capacity };
+		ret = range_list_add(&a->ranges, &whole);
 		if (ret)
 			goto out;
 	}
 
 	const struct range_list *todo = &a->ranges;
-	uint64_t dst_off = a->dst_off;
 
 	if (a->journal) {
-		ret = journal_begin(a, src, dst, &jr, &left, &dst_off);
+		ret = journal_begin(a, &d, &jr, &left);
 		if (ret) {
 			if (ret > 0)
 				printf("journal %s: the copy is complete; nothing to do\n", a->journal);
@@ -656,26 +876,21 @@ static int run_copy(struct copy_args *a)
 	}
 	/* Resumed with nothing left (ended between its last bytes and the mark): mark it. */
 	if (a->resume && !todo->n) {
-		p.total = p.committed = 0;
-		ret = journal_tick(&jr, dst, &p, true, true);
+		ret = journal_tick(&jr, &d, tp, true, true);
 		if (!ret)
 			printf("journal %s: the copy is complete\n", a->journal);
 		goto out;
 	}
 
 	double t0 = now_s();
-	ret = blkcopy_job_submit(src, todo->v, todo->n, dst, dst_off, &a->opts, &job);
+	ret = blkcopy_job_submit_multi(d.src, todo->v, todo->n, d.t, d.nr_dst, &a->opts, &job);
 	if (ret) {
-		blkcopy_check(src, a->ranges.v, a->ranges.n, dst, a->dst_off, a->opts.flags, &bad);
-		/* A refusal may come with a reason: a suspended dm device, why native copy cannot. */
-		const char *why = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
-		report_invalid(ret, a, bad, why);
+		explain_refusal(ret, a, &d, res);
 		if (a->json) {
-			p.total = 0;
-			for (size_t i = 0; i < a->ranges.n; i++)
-				p.total += a->ranges.v[i].len;
-			print_json(&p, &st, a->opts.flags & BLKCOPY_VERIFY, 0, a->ranges.n, ret, why,
-				   dst_write_pointer(dst, a->dst_off, &p));
+			all = res[0];
+			for (size_t k = 1; k < d.nr_dst; k++)
+				all.p.total += res[k].p.total;
+			print_json(&all, res, d.nr_dst, a->dst, a->dst_off, verify, 0, a->ranges.n);
 		}
 		goto out;
 	}
@@ -690,62 +905,58 @@ static int run_copy(struct copy_args *a)
 			blkcopy_job_cancel(job);
 			cancelled = true;
 		}
-		if (a->progress || jr.fd >= 0)
-			blkcopy_job_progress(job, &p);
-		if (a->progress)
-			draw_progress(&p, t0, false);
-		if (journal_tick(&jr, dst, &p, false, false)) {
+		if (a->progress) {
+			blkcopy_job_progress(job, &all.p);
+			draw_progress(&all.p, t0, false);
+		}
+		for (size_t k = 0; jr.fd >= 0 && k < d.nr_dst; k++)
+			blkcopy_job_target_progress(job, k, &tp[k]);
+		if (journal_tick(&jr, &d, tp, false, false)) {
 			msg("copy: journal %s: cannot record: %s; stopping", a->journal, strerror(errno));
 			blkcopy_job_cancel(job);
 			cancelled = true;
 		}
 	}
 	/* The job's own account goes with it at finish; everything is done by now. */
-	blkcopy_job_stats(job, &st, sizeof(st));
-	ssize_t n = blkcopy_job_finish(job, &p);
+	for (size_t k = 0; k < d.nr_dst; k++) {
+		struct copy_result *r = &res[k];
+
+		*r = (struct copy_result){ .wp = -1 };
+		blkcopy_job_target_progress(job, k, &r->p);
+		blkcopy_job_target_stats(job, k, &r->st, sizeof(r->st));
+		tp[k] = r->p;
+		r->err = r->p.error;
+		/* A native command's own story (an NVMe status, SCSI sense), wherever it was left. */
+		r->dev_err = *blkcopy_dev_error(d.dst[k]) ? blkcopy_dev_error(d.dst[k])
+							  : blkcopy_dev_error(d.src);
+		r->wp = dst_write_pointer(d.dst[k], d.t[k].offset, &r->p);
+	}
+	blkcopy_job_stats(job, &all.st, sizeof(all.st));
+	ssize_t n = blkcopy_job_finish(job, &all.p);
 	double secs = now_s() - t0;
 	if (a->progress)
-		draw_progress(&p, t0, true);
+		draw_progress(&all.p, t0, true);
 	ret = n < 0 ? (int)n : 0;
-	if (journal_tick(&jr, dst, &p, true, !ret) && !ret) {
+	if (journal_tick(&jr, &d, tp, true, !ret) && !ret) {
 		msg("copy: journal %s: cannot record the end", a->journal);
 		ret = -EIO;
 	}
-	/* A native command's own story (an NVMe status, SCSI sense), wherever it was left. */
-	const char *dev_err = *blkcopy_dev_error(dst) ? blkcopy_dev_error(dst) : blkcopy_dev_error(src);
-
-	if (a->json) {
-		print_json(&p, &st, a->opts.flags & BLKCOPY_VERIFY, secs, a->ranges.n, ret,
-			   ret ? dev_err : NULL, dst_write_pointer(dst, a->dst_off, &p));
-	} else if (!ret) {
-		char b[32], r[32];
-		printf("copied %s (%" PRIu64 " bytes) in %zu range%s: %.3f s, %s/s; native %" PRIu64
-		       ", emulated %" PRIu64 " (%s)\n",
-		       human(p.total, b, sizeof(b)), p.total, a->ranges.n,
-		       a->ranges.n == 1 ? "" : "s", secs,
-		       human(secs > 0 ? (uint64_t)((double)p.total / secs) : 0, r, sizeof(r)),
-		       p.native_bytes, p.emulated_bytes, method_of(&p));
-		print_policy(&st);
-		if (a->opts.flags & BLKCOPY_VERIFY)
-			printf("verified %" PRIu64 " bytes: the destination holds the source ranges\n",
-			       st.verified_bytes);
-	}
-	if (ret)
-		msg("copy: %s after %" PRIu64 " of %" PRIu64 " bytes (destination holds the first %" PRIu64
-		    " bytes)",
-		    blkcopy_strerror(ret), p.done, p.total, p.committed);
-	if (ret && *dev_err)
-		msg("copy: the device said: %s", dev_err);
-	if (ret == -EILSEQ && st.mismatch_offset != UINT64_MAX)
-		msg("copy: the destination differs from the source at byte %" PRIu64 " of %s",
-		    st.mismatch_offset, a->dst);
+	all.err = ret;
+	for (size_t k = 0; k < d.nr_dst && ret && !all.dev_err; k++)
+		if (res[k].err)
+			all.dev_err = res[k].dev_err;
+	if (d.nr_dst == 1)
+		all.wp = res[0].wp;
+	if (a->json)
+		print_json(&all, res, d.nr_dst, a->dst, a->dst_off, verify, secs, a->ranges.n);
+	else
+		for (size_t k = 0; k < d.nr_dst; k++)
+			print_result_line(a, &res[k], k, secs);
 out:
 	if (jr.fd >= 0)
 		close(jr.fd);
 	range_list_free(&left);
-	if (src != dst)
-		blkcopy_close(src);
-	blkcopy_close(dst);
+	close_devs(&d);
 	return ret ? 1 : 0;
 }
 
@@ -761,7 +972,8 @@ static int cmd_copy(int argc, char **argv)
 		ret = ret == -E2BIG ? 1 : EXIT_USAGE;
 	range_list_free(&a.ranges);
 	free(a.src);
-	free(a.dst);
+	for (size_t k = 0; k < a.nr_dst; k++)
+		free(a.dst[k]);
 	return ret;
 }
 
@@ -1055,27 +1267,43 @@ static int cmd_journal(int argc, char **argv)
 						   : strerror(-ret));
 		return 1;
 	}
+	/* committed: where a resume starts, the smallest of the destinations'. */
+	const uint64_t committed = journal_resume_point(&st);
 	if (json) {
 		printf("{\"complete\":%s,\"committed\":%" PRIu64 ",\"total\":%" PRIu64
 		       ",\"ranges\":%u,\"dst_offset\":%" PRIu64 ",\"records\":%u,\"torn\":%s,",
-		       st.complete ? "true" : "false", st.committed, st.req.total, st.req.nr_ranges,
-		       st.req.dst_off, st.records, st.torn ? "true" : "false");
+		       st.complete ? "true" : "false", committed, st.req.total, st.req.nr_ranges,
+		       st.req.dst_off[0], st.records, st.torn ? "true" : "false");
 		dev_json("source", &st.req.src);
 		putchar(',');
-		dev_json("destination", &st.req.dst);
-		puts("}");
+		dev_json("destination", &st.req.dst[0]);
+		fputs(",\"destinations\":[", stdout);
+		for (uint32_t k = 0; k < st.req.nr_dsts; k++) {
+			printf("%s{\"dst_offset\":%" PRIu64 ",\"committed\":%" PRIu64 ",", k ? "," : "",
+			       st.req.dst_off[k], st.committed[k]);
+			dev_json("device", &st.req.dst[k]);
+			putchar('}');
+		}
+		puts("]}");
 		return 0;
 	}
 	char a[32], b[32];
 	printf("%s: %s, %s of %s (%" PRIu64 " of %" PRIu64 " bytes, %.1f%%) in place\n", argv[optind],
-	       st.complete ? "complete" : "incomplete", human(st.committed, a, sizeof(a)),
-	       human(st.req.total, b, sizeof(b)), st.committed, st.req.total,
-	       st.req.total ? 100.0 * (double)st.committed / (double)st.req.total : 100.0);
-	printf("request: %u range%s to destination offset %" PRIu64 ", %u record%s%s\n",
-	       st.req.nr_ranges, st.req.nr_ranges == 1 ? "" : "s", st.req.dst_off, st.records,
+	       st.complete ? "complete" : "incomplete", human(committed, a, sizeof(a)),
+	       human(st.req.total, b, sizeof(b)), committed, st.req.total,
+	       st.req.total ? 100.0 * (double)committed / (double)st.req.total : 100.0);
+	printf("request: %u range%s to %u destination%s, %u record%s%s\n",
+	       st.req.nr_ranges, st.req.nr_ranges == 1 ? "" : "s", st.req.nr_dsts,
+	       st.req.nr_dsts == 1 ? "" : "s", st.records,
 	       st.records == 1 ? "" : "s", st.torn ? " (a torn record at the end ignored)" : "");
 	dev_line("source", &st.req.src);
-	dev_line("destination", &st.req.dst);
+	for (uint32_t k = 0; k < st.req.nr_dsts; k++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "destination %u at offset %" PRIu64 ", %" PRIu64
+			 " bytes in place", k + 1, st.req.dst_off[k], st.committed[k]);
+		dev_line(name, &st.req.dst[k]);
+	}
 	return 0;
 }
 

@@ -18,7 +18,7 @@
 #include "journal.h"
 
 #define MAGIC 0x4a434b42u	/* "BKCJ" */
-#define VERSION 1u
+#define VERSION 2u	/* 2: several destinations */
 
 enum { REC_REQUEST = 1, REC_PROGRESS = 2, REC_COMPLETE = 3 };
 
@@ -49,20 +49,37 @@ static uint32_t rec_crc(struct rec_head h, const void *payload)
 	return crc32c(crc32c(0, &h, sizeof(h)), payload, h.len);
 }
 
-uint64_t journal_fingerprint(const struct blkcopy_range *r, size_t nr, uint64_t dst_off)
+static uint64_t fnv(uint64_t h, uint64_t a, uint64_t b)
 {
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a over the numbers */
-	const uint64_t n = nr;
+	const uint64_t v[2] = { a, b };
 
-	for (size_t i = 0; i <= nr; i++) {
-		const uint64_t v[2] = { i < nr ? r[i].offset : dst_off, i < nr ? r[i].len : n };
-
-		for (size_t b = 0; b < sizeof(v); b++) {
-			h ^= ((const uint8_t *)v)[b];
-			h *= 0x100000001b3ull;
-		}
+	for (size_t i = 0; i < sizeof(v); i++) {
+		h ^= ((const uint8_t *)v)[i];
+		h *= 0x100000001b3ull;
 	}
 	return h;
+}
+
+uint64_t journal_fingerprint(const struct blkcopy_range *r, size_t nr, const uint64_t *dst_off,
+			     size_t nr_dsts)
+{
+	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a over the numbers */
+
+	for (size_t i = 0; i < nr; i++)
+		h = fnv(h, r[i].offset, r[i].len);
+	for (size_t k = 0; k < nr_dsts; k++)
+		h = fnv(h, dst_off[k], nr);
+	return h;
+}
+
+uint64_t journal_resume_point(const struct journal_state *st)
+{
+	uint64_t low = UINT64_MAX;
+
+	for (uint32_t k = 0; k < st->req.nr_dsts; k++)
+		if (st->committed[k] < low)
+			low = st->committed[k];
+	return low == UINT64_MAX ? 0 : low;
 }
 
 /* The first line of a sysfs file, or false. */
@@ -185,8 +202,11 @@ static int read_state(int fd, struct journal_state *st, off_t *good)
 			if (h.version != VERSION || h.len != sizeof(st->req))
 				return -EPROTO;
 			memcpy(&st->req, payload, sizeof(st->req));
-		} else if (h.len == sizeof(uint64_t) && (h.type == REC_PROGRESS || h.type == REC_COMPLETE)) {
-			memcpy(&st->committed, payload, sizeof(uint64_t));
+			if (!st->req.nr_dsts || st->req.nr_dsts > BLKCOPY_MAX_TARGETS)
+				return -EBADMSG;
+		} else if (h.len == st->req.nr_dsts * sizeof(uint64_t) &&
+			   (h.type == REC_PROGRESS || h.type == REC_COMPLETE)) {
+			memcpy(st->committed, payload, h.len);
 			st->complete = h.type == REC_COMPLETE;
 		} else {
 			st->torn = true;
@@ -243,9 +263,10 @@ int journal_open(const char *path, struct journal_state *st)
 	return fd;
 }
 
-int journal_record(int fd, uint64_t committed, bool complete)
+int journal_record(int fd, const uint64_t *committed, size_t nr_dsts, bool complete)
 {
-	return write_rec(fd, complete ? REC_COMPLETE : REC_PROGRESS, &committed, sizeof(committed));
+	return write_rec(fd, complete ? REC_COMPLETE : REC_PROGRESS, committed,
+			 (uint16_t)(nr_dsts * sizeof(*committed)));
 }
 
 static bool same_dev(const struct journal_dev *a, const struct journal_dev *b)
@@ -263,20 +284,38 @@ static bool same_dev(const struct journal_dev *a, const struct journal_dev *b)
 const char *journal_mismatch(const struct journal_request *have, const struct journal_request *want,
 			     char *why, size_t size)
 {
-	if (!same_dev(&have->src, &want->src))
+	if (!same_dev(&have->src, &want->src)) {
 		snprintf(why, size, "the source is not the device the journal names (%s%s%u:%u, %llu bytes)",
 			 have->src.id, have->src.id[0] ? ", " : "", have->src.major, have->src.minor,
 			 (unsigned long long)have->src.capacity);
-	else if (!same_dev(&have->dst, &want->dst))
-		snprintf(why, size, "the destination is not the device the journal names (%s%s%u:%u, %llu bytes)",
-			 have->dst.id, have->dst.id[0] ? ", " : "", have->dst.major, have->dst.minor,
-			 (unsigned long long)have->dst.capacity);
-	else if (have->fingerprint != want->fingerprint || have->total != want->total ||
-		 have->nr_ranges != want->nr_ranges || have->dst_off != want->dst_off)
-		snprintf(why, size, "the ranges or the destination offset differ from the journal's "
-			 "(%u ranges, %llu bytes, to offset %llu)", have->nr_ranges,
-			 (unsigned long long)have->total, (unsigned long long)have->dst_off);
-	else
-		return NULL;
-	return why;
+		return why;
+	}
+	if (have->nr_dsts != want->nr_dsts) {
+		snprintf(why, size, "the journal names %u destination%s, the command %u", have->nr_dsts,
+			 have->nr_dsts == 1 ? "" : "s", want->nr_dsts);
+		return why;
+	}
+	for (uint32_t k = 0; k < have->nr_dsts; k++) {
+		const struct journal_dev *d = &have->dst[k];
+
+		if (!same_dev(d, &want->dst[k])) {
+			char which[32] = "the destination";
+
+			if (have->nr_dsts > 1)
+				snprintf(which, sizeof(which), "destination %u", k + 1);
+			snprintf(why, size, "%s is not the device the journal names "
+				 "(%s%s%u:%u, %llu bytes)", which, d->id, d->id[0] ? ", " : "",
+				 d->major, d->minor, (unsigned long long)d->capacity);
+			return why;
+		}
+	}
+	if (have->fingerprint != want->fingerprint || have->total != want->total ||
+	    have->nr_ranges != want->nr_ranges ||
+	    memcmp(have->dst_off, want->dst_off, have->nr_dsts * sizeof(have->dst_off[0]))) {
+		snprintf(why, size, "the ranges or the destination offsets differ from the journal's "
+			 "(%u ranges, %llu bytes, the first to offset %llu)", have->nr_ranges,
+			 (unsigned long long)have->total, (unsigned long long)have->dst_off[0]);
+		return why;
+	}
+	return NULL;
 }

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The resume journal of "blkcopy copy --journal": an append-only file of
- * checksummed records.  The first names the request (both devices as they
- * identify themselves, a fingerprint of the ranges and the offset); each
- * later one the committed prefix, written only after the destination was
- * flushed up to it; the last, when the copy finished, says so.  A torn
+ * checksummed records.  The first names the request (the source and every
+ * destination as they identify themselves, a fingerprint of the ranges and
+ * the offsets); each later one every destination's committed prefix,
+ * written only after the destinations were flushed up to them; the last,
+ * when the copy finished, says so.  A torn
  * tail (a record cut by a crash) is ignored: the state is the last whole
  * record's.
  */
@@ -28,17 +29,21 @@ struct journal_dev {
 };
 
 struct journal_request {
-	struct journal_dev src, dst;
-	uint64_t fingerprint;	/* of the ranges and the destination offset */
-	uint64_t total;		/* the ranges' bytes */
-	uint64_t dst_off;
+	struct journal_dev src;
+	struct journal_dev dst[BLKCOPY_MAX_TARGETS];
+	uint64_t dst_off[BLKCOPY_MAX_TARGETS];
+	uint32_t nr_dsts;
 	uint32_t nr_ranges;
+	uint64_t fingerprint;	/* of the ranges and the destination offsets */
+	uint64_t total;		/* the ranges' bytes */
 	uint32_t flags;		/* BLKCOPY_* the copy ran with (told, not checked) */
+	uint32_t pad;
 };
 
 struct journal_state {
 	struct journal_request req;
-	uint64_t committed;	/* bytes of the request known in place and flushed */
+	/* Per destination: bytes of the request known in place and flushed. */
+	uint64_t committed[BLKCOPY_MAX_TARGETS];
 	uint32_t records;	/* whole records read */
 	bool complete;
 	bool torn;		/* a cut record at the end was ignored */
@@ -46,16 +51,22 @@ struct journal_state {
 
 /* Fill @d from an opened device and its path. */
 void journal_identify(struct blkcopy_dev *dev, const char *path, struct journal_dev *d);
-uint64_t journal_fingerprint(const struct blkcopy_range *r, size_t nr, uint64_t dst_off);
+uint64_t journal_fingerprint(const struct blkcopy_range *r, size_t nr, const uint64_t *dst_off,
+			     size_t nr_dsts);
+/* Where a resumed copy starts: the smallest committed prefix (bytes after it may be copied again). */
+uint64_t journal_resume_point(const struct journal_state *st);
 
 /* A new journal at @path for @req (refused with -EEXIST when one is there): the descriptor, or -errno. */
 int journal_create(const char *path, const struct journal_request *req);
 /* Open an existing one for appending, its state read into @st: the descriptor, or -errno. */
 int journal_open(const char *path, struct journal_state *st);
-/* Read @path's state.  0, -errno, or -EBADMSG when it is not a journal (no whole first record). */
+/*
+ * Read @path's state.  0, -errno, -EBADMSG when it is not a journal (no
+ * whole first record), -EPROTO when another version of blkcopy wrote it.
+ */
 int journal_read(const char *path, struct journal_state *st);
-/* Append (and make durable) a committed prefix; @complete marks the copy finished. */
-int journal_record(int fd, uint64_t committed, bool complete);
+/* Append (and make durable) every destination's committed prefix; @complete marks the copy finished. */
+int journal_record(int fd, const uint64_t *committed, size_t nr_dsts, bool complete);
 
 /*
  * Why @want (the command) does not match @have (the journal), in words, or
