@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-CORE = {'api', 'commit', 'device', 'emulate', 'job', 'names', 'native', 'plan', 'request', 'split'}
+CORE = {'api', 'commit', 'device', 'emulate', 'job', 'leg', 'names', 'native', 'plan', 'request', 'split'}
 PLUGIN_DIRS = ('transport_', 'layer_', 'backend_')
 
 

@@ -793,7 +793,10 @@ static void explain_refusal(int err, struct copy_args *a, struct copy_devs *d,
 	/* A refusal may come with a reason: a suspended dm device, why native copy cannot. */
 	if (!*why)
 		why = blkcopy_dev_error(d->src);
-	report_invalid(err, a, at, bad, why);
+	if (err == -EADDRINUSE && strstr(why, "overlaps destination"))
+		msg("copy: %s (destinations may not share a byte)", why);	/* names both */
+	else
+		report_invalid(err, a, at, bad, why);
 	for (size_t k = 0; k < a->nr_dst; k++) {
 		r[k] = (struct copy_result){ .st = { .mismatch_offset = UINT64_MAX }, .err = err,
 					     .wp = -1 };
@@ -803,7 +806,7 @@ static void explain_refusal(int err, struct copy_args *a, struct copy_devs *d,
 	}
 }
 
-/* One line per destination without --json. */
+/* A destination's result: its error on stderr, or (without --json) what it got. */
 static void print_result_line(const struct copy_args *a, const struct copy_result *r, size_t k,
 			      double secs)
 {
@@ -949,8 +952,9 @@ static int run_copy(struct copy_args *a)
 		all.wp = res[0].wp;
 	if (a->json)
 		print_json(&all, res, d.nr_dst, a->dst, a->dst_off, verify, secs, a->ranges.n);
-	else
-		for (size_t k = 0; k < d.nr_dst; k++)
+	/* Errors go to stderr with --json too: a script sees them without parsing. */
+	for (size_t k = 0; k < d.nr_dst; k++)
+		if (res[k].err || !a->json)
 			print_result_line(a, &res[k], k, secs);
 out:
 	if (jr.fd >= 0)

@@ -312,9 +312,12 @@ const char *journal_mismatch(const struct journal_request *have, const struct jo
 	if (have->fingerprint != want->fingerprint || have->total != want->total ||
 	    have->nr_ranges != want->nr_ranges ||
 	    memcmp(have->dst_off, want->dst_off, have->nr_dsts * sizeof(have->dst_off[0]))) {
-		snprintf(why, size, "the ranges or the destination offsets differ from the journal's "
-			 "(%u ranges, %llu bytes, the first to offset %llu)", have->nr_ranges,
-			 (unsigned long long)have->total, (unsigned long long)have->dst_off[0]);
+		const bool several = have->nr_dsts > 1;
+
+		snprintf(why, size, "the ranges or the destination offset%s differ from the journal's "
+			 "(%u ranges, %llu bytes, %sto offset %llu)", several ? "s" : "", have->nr_ranges,
+			 (unsigned long long)have->total, several ? "the first " : "",
+			 (unsigned long long)have->dst_off[0]);
 		return why;
 	}
 	return NULL;

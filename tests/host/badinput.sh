@@ -234,7 +234,8 @@ case_bad_syntax() {
 	acc usage2 --range 0:4096 --rate fast
 	acc usage2 --range 0:4096 --no-such-option
 	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 "$D/src"
-	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 "$D/src" "$D/dst" "$D/dst"
+	# Two destinations are one more than a request to one: --dst-offset counts must match.
+	acc expect_err 2 "" "$D/dst" -- copy --range 0:4096 -d 0 -d 4096 -d 8192 "$D/src" "$D/dst" "$D/dst"
 	acc expect_err 2 "" "$D/dst" -- frobnicate "$D/src" "$D/dst"
 	# No arguments at all: usage on stderr, exit 2.
 	bcp

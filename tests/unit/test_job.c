@@ -178,6 +178,105 @@ static void destination_full(const char *src, const char *dir)
 	rmdir(mnt);
 }
 
+/*
+ * Three destinations: one on the source's file system (a native leg,
+ * copy_file_range), two on tmpfs (emulated whole, one fan-out leg).  The
+ * job's descriptor, polled alone, drives both legs to the end; each target
+ * reports its own method and holds the copy.  Then the refusals, with
+ * nothing written, and a cancel that leaves every committed prefix exact.
+ */
+static void several_destinations(const char *src, const char *dir)
+{
+	char paths[3][96];
+	struct blkcopy_dev *s, *d[3];
+	struct blkcopy_target t[BLKCOPY_MAX_TARGETS + 1];
+	const struct blkcopy_range r = { 0, SPAN };
+	const struct blkcopy_opts o = { .queue_depth = 4, .max_inflight = 256 << 10,
+					.chunk_size = 64 << 10 };
+	struct blkcopy_progress p;
+	struct blkcopy_job *j;
+
+	snprintf(paths[0], sizeof(paths[0]), "%s/multi0", dir);
+	for (int k = 1; k < 3; k++)
+		snprintf(paths[k], sizeof(paths[k]), "/dev/shm/blkcopy-job-multi%d-%d", k, (int)getpid());
+	CHECK_EQ(blkcopy_open(src, BLKCOPY_OPEN_READ, &s), 0);
+	for (int k = 0; k < 3; k++) {
+		write_file(paths[k], dst_data, SIZE);
+		CHECK_EQ(blkcopy_open(paths[k], BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE, &d[k]), 0);
+		t[k] = (struct blkcopy_target){ .dev = d[k], .offset = DST_OFF };
+	}
+
+	CHECK_EQ(blkcopy_job_submit_multi(s, &r, 1, t, 3, &o, &j), 0);
+	int polls = 0;
+	while (!blkcopy_job_poll(j)) {
+		struct pollfd pfd = { .fd = blkcopy_job_fd(j), .events = POLLIN };
+
+		CHECK(poll(&pfd, 1, 5000) == 1, "the job's descriptor never became readable");
+		polls++;
+	}
+	CHECK(polls > 0, "finished at once");
+	for (size_t k = 0; k < 3; k++) {
+		CHECK_EQ(blkcopy_job_target_progress(j, k, &p), 0);
+		CHECK(p.finished && !p.error && p.committed == SPAN && p.total == SPAN,
+		      "target %zu: committed %llu error %d", k, (unsigned long long)p.committed, p.error);
+		CHECK(k ? p.emulated_bytes == SPAN : p.native_bytes == SPAN,
+		      "target %zu: native %llu emulated %llu", k, (unsigned long long)p.native_bytes,
+		      (unsigned long long)p.emulated_bytes);
+	}
+	CHECK_EQ(blkcopy_job_target_progress(j, 3, &p), -EINVAL);
+	CHECK_EQ(blkcopy_job_finish(j, &p), SPAN);
+	CHECK(p.total == 3ull * SPAN && p.done == 3ull * SPAN && p.committed == SPAN && !p.error,
+	      "summed: total %llu done %llu", (unsigned long long)p.total, (unsigned long long)p.done);
+	for (int k = 0; k < 3; k++)
+		check_dst(paths[k], SPAN, paths[k]);
+
+	/* Refused, nothing written: none, too many, a NULL device, overlapping targets. */
+	for (int k = 0; k < 3; k++)
+		write_file(paths[k], dst_data, SIZE);
+	CHECK_EQ(blkcopy_job_submit_multi(s, &r, 1, t, 0, &o, &j), -EINVAL);
+	for (size_t k = 3; k <= BLKCOPY_MAX_TARGETS; k++)
+		t[k] = t[0];
+	CHECK_EQ(blkcopy_job_submit_multi(s, &r, 1, t, BLKCOPY_MAX_TARGETS + 1, &o, &j), -E2BIG);
+	t[3] = (struct blkcopy_target){ .dev = NULL };
+	CHECK_EQ(blkcopy_job_submit_multi(s, &r, 1, t, 4, &o, &j), -EINVAL);
+	/* The same device twice, side by side, is two targets. */
+	t[3] = (struct blkcopy_target){ .dev = d[1], .offset = DST_OFF + SPAN - 4096 };
+	CHECK_EQ(blkcopy_job_submit_multi(s, &(struct blkcopy_range){ 0, 4096 }, 1, t, 4, &o, &j), 0);
+	CHECK_EQ(blkcopy_job_finish(j, NULL), 4096);
+	for (int k = 0; k < 3; k++)
+		write_file(paths[k], dst_data, SIZE);
+	t[3].offset = 4096;
+	CHECK_EQ(blkcopy_job_submit_multi(s, &r, 1, t, 4, &o, &j), -EADDRINUSE);
+	CHECK(strstr(blkcopy_dev_error(d[1]), "destination 4 overlaps destination 2") != NULL,
+	      "said: %s", blkcopy_dev_error(d[1]));
+	for (int k = 0; k < 3; k++)
+		check_dst(paths[k], 0, "refused");
+
+	/* Cancelled midway: every target's committed prefix holds exactly the source's bytes. */
+	const struct blkcopy_opts slow = { .queue_depth = 4, .max_inflight = 256 << 10,
+					   .chunk_size = 64 << 10, .rate = 64 << 20 };
+	CHECK_EQ(blkcopy_job_submit_multi(s, &r, 1, t, 3, &slow, &j), 0);
+	do {
+		blkcopy_job_wait(j, 1);
+		blkcopy_job_progress(j, &p);
+	} while (p.done < SPAN / 4);
+	blkcopy_job_cancel(j);
+	while (!blkcopy_job_wait(j, -1))
+		;
+	for (size_t k = 0; k < 3; k++) {
+		blkcopy_job_target_progress(j, k, &p);
+		CHECK(p.error == -ECANCELED, "target %zu: error %d", k, p.error);
+		check_dst(paths[k], p.committed, "cancelled");
+	}
+	CHECK_EQ(blkcopy_job_finish(j, NULL), -ECANCELED);
+
+	for (int k = 0; k < 3; k++) {
+		blkcopy_close(d[k]);
+		unlink(paths[k]);
+	}
+	blkcopy_close(s);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/blkcopy-job-XXXXXX", src[64], dst[64];
@@ -200,6 +299,7 @@ int main(void)
 	cancel(src, dst);
 	source_shrinks(src, dst);
 	destination_full(src, dir);
+	several_destinations(src, dir);
 
 	unlink(src);
 	unlink(dst);
