@@ -169,7 +169,7 @@ bool bc_plan_none_native(const struct blkcopy_dev *src, const struct bc_span *sp
 	struct blkcopy_limits lim;
 	struct bc_leaf_walk w;
 	struct bc_leaf_run r;
-	char why[8];
+	char why[512];	/* not read: the size only keeps -Wformat-truncation quiet */
 
 	if (!bc_native_allowed(src, dst, flags))
 		return true;
