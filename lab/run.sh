@@ -5,14 +5,16 @@
 # COPY over tcm_loop, device-mapper, virtio-blk and brd without native copy),
 # run tests/lab/*.sh in the guest, then boot a second guest as an iSCSI
 # target (lab/host/iscsi.sh) and run tests/lab/iscsi/*.sh on the host against
-# it; report one PASS/FAIL/SKIP line per check, ending with "N passed, N
-# failed".
+# it, then cut the power of a journalled copy and resume it in another boot
+# (lab/host/powercut.sh); report one PASS/FAIL/SKIP line per check, ending
+# with "N passed, N failed".
 #
 #   sudo bash lab/run.sh [--keep] [--only REGEX] [--timeout SECONDS] [--env KEY=VALUE]...
 #                        [--iscsi-keep] [--iscsi-start]
 #
-# --only REGEX picks scripts of both phases by file name; a phase with no
-# script picked does not boot (--only iscsi: the iSCSI phase alone).
+# --only REGEX picks scripts of both phases by file name, and the power-cut
+# phase by the name "powercut"; a phase with nothing picked does not boot
+# (--only iscsi: the iSCSI phase alone; --only powercut: the power cut alone).
 # --iscsi-keep leaves the iSCSI target running after its scripts (and the run
 # directory in place) for running tests/lab/iscsi/*.sh by hand; --iscsi-start
 # only boots it (no script runs); bash lab/host/iscsi.sh stop ends it.
@@ -71,6 +73,7 @@ ISCSI_MODE=run	# run | keep (--iscsi-keep) | start (--iscsi-start)
 LAB_ONLY_RE=""	# --only, for the host's choice of phases and of iSCSI scripts
 
 . "$top/lab/host/iscsi.sh"
+. "$top/lab/host/powercut.sh"
 GUEST_ENV=()	# KEY=VALUE pairs for the guest besides the LAB_* environment
 
 usage() {
@@ -179,15 +182,16 @@ guest_scripts_match() {
 }
 
 main() {
-	local t0=$SECONDS t run_guest=1 run_iscsi=1 rc=0
+	local t0=$SECONDS t run_guest=1 run_iscsi=1 run_powercut=1 rc=0
 
 	parse_args "$@"
 	[[ $EUID -eq 0 ]] || die "run as root (sudo bash lab/run.sh): it installs packages and caches the kernel in $LAB_CACHE"
 	guest_scripts_match || run_guest=0
 	[[ -n $(iscsi_scripts) ]] || run_iscsi=0
-	[[ $ISCSI_MODE == run ]] || run_guest=0 run_iscsi=1
-	[[ $run_guest == 1 || $run_iscsi == 1 ]] ||
-		die "no test script in tests/lab or tests/lab/iscsi matches '$LAB_ONLY_RE'"
+	powercut_wanted || run_powercut=0
+	[[ $ISCSI_MODE == run ]] || run_guest=0 run_iscsi=1 run_powercut=0
+	[[ $run_guest == 1 || $run_iscsi == 1 || $run_powercut == 1 ]] ||
+		die "no test script in tests/lab or tests/lab/iscsi matches '$LAB_ONLY_RE' (nor does powercut)"
 
 	t=$SECONDS
 	install_host_packages || die "could not install the host packages (${HOST_PKGS[*]})"
@@ -215,6 +219,9 @@ main() {
 	fi
 	if [[ $run_iscsi == 1 ]]; then
 		iscsi_phase "$ISCSI_MODE" || rc=1
+	fi
+	if [[ $run_powercut == 1 ]]; then
+		powercut_phase || rc=1
 	fi
 	# A run that checked nothing did not pass (--iscsi-start checks the target).
 	[[ $R_FAILED -eq 0 && $R_PASSED -gt 0 ]] || rc=1
