@@ -34,14 +34,11 @@ iscsi_fail() {
 # CPU model without SSE4.2; crc32c_generic is enough (without any crc32c
 # every login fails in iscsi_login_setup_crypto()).
 iscsi_modules() {
-	local m err missing=""
-	while read -r m; do
-		err=$(insmod "/lab-modules/$m" 2>&1) || echo "insmod $m: $err"
-	done </lab-modules/load-order
-	while read -r m; do
-		[ "$m" = crc32c-intel ] && continue
-		[ -d "/sys/module/${m//-/_}" ] || missing+=" $m"
-	done </lab-modules/want
+	local m missing=""
+	load_modules
+	for m in "${MODULES_MISSING[@]}"; do
+		[ "$m" = crc32c-intel ] || missing+=" $m"
+	done
 	[ -z "$missing" ] || { iscsi_fail modules "not loaded:$missing"; return 1; }
 	grep -q " $CFS " /proc/mounts || mount -t configfs configfs "$CFS"
 	iscsi_pass modules
@@ -58,20 +55,11 @@ iscsi_net() {
 	iscsi_pass net
 }
 
-# iscsi_disk SERIAL: the virtio-blk disk with that serial.
-iscsi_disk() {
-	local b
-	for b in /sys/block/vd*; do
-		[ "$(trim "$b/serial")" = "$1" ] && { echo "/dev/${b##*/}"; return 0; }
-	done
-	return 1
-}
-
 iscsi_disks_there() {
 	local l env tgt lun mib serial
 	for l in "${ISCSI_LUNS[@]}"; do
 		read -r env tgt lun mib serial <<<"$l"
-		iscsi_disk "lab-iscsi-${env,,}" >/dev/null || return 1
+		virtio_disk "lab-iscsi-${env,,}" >/dev/null || return 1
 	done
 }
 
@@ -90,7 +78,7 @@ iscsi_setup_target() {
 	for l in "${ISCSI_LUNS[@]}"; do
 		read -r env tgt lun mib serial <<<"$l"
 		[ "$tgt" = "$name" ] || continue
-		dev=$(iscsi_disk "lab-iscsi-${env,,}") || { echo "no disk for $env"; return 1; }
+		dev=$(virtio_disk "lab-iscsi-${env,,}") || { echo "no disk for $env"; return 1; }
 		[ "$(blockdev --getsize64 "$dev")" = $((mib * MiB)) ] ||
 			{ echo "$dev ($env) is $(blockdev --getsize64 "$dev") bytes, expected $mib MiB"; return 1; }
 		store=iblock_0/${env,,}

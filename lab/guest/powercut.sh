@@ -26,34 +26,19 @@ pc_pass() { result "PASS powercut-$1"; }
 pc_fail() { result "FAIL powercut-$1: $2"; return 1; }
 
 pc_modules() {
-	local m err missing=""
-	while read -r m; do
-		err=$(insmod "/lab-modules/$m" 2>&1) || echo "insmod $m: $err"
-	done </lab-modules/load-order
-	while read -r m; do
-		[ -d "/sys/module/${m//-/_}" ] || missing+=" $m"
-	done </lab-modules/want
-	[ -z "$missing" ] || { pc_fail modules "not loaded:$missing"; return 1; }
-}
-
-# pc_virtio SERIAL: the virtio-blk disk with that serial.
-pc_virtio() {
-	local b
-	for b in /sys/block/vd*; do
-		[ "$(trim "$b/serial")" = "$1" ] && { echo "/dev/${b##*/}"; return 0; }
-	done
-	return 1
+	load_modules
+	[ ${#MODULES_MISSING[@]} -eq 0 ] || { pc_fail modules "not loaded: ${MODULES_MISSING[*]}"; return 1; }
 }
 
 # pc_devices: PC_NVME, PC_VDST, PC_JDEV, and the journal file system on /persist.
 pc_devices() {
 	wait_until 30 eval 'nvme_ns_disk 1 lab-powercut >/dev/null' ||
 		{ pc_fail devices "no NVMe namespace 1 of lab-powercut"; return 1; }
-	wait_until 30 eval 'pc_virtio lab-pc-journal >/dev/null && pc_virtio lab-pc-dst >/dev/null' ||
+	wait_until 30 eval 'virtio_disk lab-pc-journal >/dev/null && virtio_disk lab-pc-dst >/dev/null' ||
 		{ pc_fail devices "no virtio disks lab-pc-dst and lab-pc-journal: $(ls /sys/block | tr '\n' ' ')"; return 1; }
 	PC_NVME=$(nvme_ns_disk 1 lab-powercut)
-	PC_VDST=$(pc_virtio lab-pc-dst)
-	PC_JDEV=$(pc_virtio lab-pc-journal)
+	PC_VDST=$(virtio_disk lab-pc-dst)
+	PC_JDEV=$(virtio_disk lab-pc-journal)
 	mkdir -p /persist
 	mount -t ext4 "$PC_JDEV" /persist || { pc_fail devices "cannot mount $PC_JDEV (ext4)"; return 1; }
 	result "INFO powercut: source and destination 1 $PC_NVME, destination 2 $PC_VDST, journal on $PC_JDEV"

@@ -174,8 +174,10 @@ trim() {
 
 # brd: ram0 goes under LUN_IBLOCK (iblock holds it exclusively), ram1 is
 # for the tests, ram2 under the dm device under LUN_FREEZE; 64 MiB each.
-setup_modules() {
-	local m f args err missing=""
+# load_modules: insmod the archive's modules in their order (every guest
+# role); MODULES_MISSING: the wanted ones not loaded afterwards.
+load_modules() {
+	local m args err
 	while read -r m; do
 		args=""
 		[ "$m" = brd.ko ] && args="rd_nr=3 rd_size=65536"
@@ -185,14 +187,31 @@ setup_modules() {
 		# counts is that every wanted module is there afterwards.
 		err=$(insmod "/lab-modules/$m" $args 2>&1) || echo "insmod $m: $err"
 	done </lab-modules/load-order
+	MODULES_MISSING=()
 	while read -r m; do
-		[ -d "/sys/module/${m//-/_}" ] && continue
+		[ -d "/sys/module/${m//-/_}" ] || MODULES_MISSING+=("$m")
+	done </lab-modules/want
+}
+
+# virtio_disk SERIAL: the virtio-blk disk with that serial.
+virtio_disk() {
+	local b
+	for b in /sys/block/vd*; do
+		[ "$(trim "$b/serial")" = "$1" ] && { echo "/dev/${b##*/}"; return 0; }
+	done
+	return 1
+}
+
+setup_modules() {
+	local m f missing=""
+	load_modules
+	for m in "${MODULES_MISSING[@]}"; do
 		if [[ $LAB_OPTIONAL_MODULES == *" $m.ko "* ]]; then
 			result "INFO optional module $m is not loaded"
 			continue
 		fi
 		missing+=" $m"
-	done </lab-modules/want
+	done
 	# What the host found built in, or optional and not in this kernel.
 	for f in builtin absent; do
 		m=$(tr '\n' ' ' <"/lab-modules/$f" 2>/dev/null)
@@ -296,14 +315,13 @@ setup_nvme() {
 # Disks without native copy
 
 setup_nocopy() {
-	local b
+	local dev
 	wait_until 30 eval 'ls /sys/block/vd* >/dev/null 2>&1'
-	for b in /sys/block/vd*; do
-		[ "$(trim "$b/serial")" = "$NOCOPY_SERIAL" ] || continue
-		env_device NOCOPY "/dev/${b##*/}" block
+	if dev=$(virtio_disk "$NOCOPY_SERIAL"); then
+		env_device NOCOPY "$dev" block
 		setup_pass nocopy
 		return 0
-	done
+	fi
 	setup_fail nocopy "no virtio-blk disk with serial $NOCOPY_SERIAL: $(ls /sys/block | tr '\n' ' ')"
 }
 
