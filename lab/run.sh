@@ -40,6 +40,9 @@
 #                            LAB_KERNEL=linux-image-6.12-amd64 boots Debian's 6.12 (from
 #                            bookworm-security).  The cache keeps one kernel per series
 #                            (6.1, 6.12), so alternating runs download nothing.
+#   LAB_QEMU=system          Debian 12's QEMU (7.2); backports: bookworm-backports' (10.x),
+#                            unpacked into the cache, never installed (lab/host/qemu.sh):
+#                            NVMe Copy across namespaces (formats 2h/3h), MCL enforced
 #   LAB_BENCH=1              also run tests/lab/bench-*.sh and tests/lab/iscsi/bench-*.sh
 #   LAB_ISCSI_PORT=3260      host port (127.0.0.1) forwarded to the iSCSI target guest
 #   LAB_*                    every LAB_ variable is passed to the guest (/etc/lab/config)
@@ -74,6 +77,7 @@ LAB_ONLY_RE=""	# --only, for the host's choice of phases and of iSCSI scripts
 
 . "$top/lab/host/iscsi.sh"
 . "$top/lab/host/powercut.sh"
+. "$top/lab/host/qemu.sh"
 GUEST_ENV=()	# KEY=VALUE pairs for the guest besides the LAB_* environment
 
 usage() {
@@ -201,6 +205,8 @@ main() {
 	t=$SECONDS
 	kernel_prepare || die "could not prepare the guest kernel (see the messages above)"
 	say "kernel $KVER ($KPKG $KPKGVER): $(elapsed "$t")"
+	qemu_prepare || die "could not prepare QEMU (LAB_QEMU=$LAB_QEMU)"
+	say "QEMU $QEMU_VERSION ($LAB_QEMU)"
 
 	t=$SECONDS
 	prepare_run_dir

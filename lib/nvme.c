@@ -18,7 +18,12 @@
 #include "nvme.h"
 #include "sysfs.h"
 
+#define OP_SET_FEATURES 0x09
+#define OP_GET_FEATURES 0x0a
 #define OP_IDENTIFY 0x06
+#define FID_HOST_BEHAVIOR 0x16
+#define HBS_SIZE 512
+#define HBS_CDFE 4	/* byte offset of Copy Descriptor Formats Enable, le16 */
 #define ONCS_COPY (1u << 8)
 #define OCFS_FORMAT0 (1u << 0)
 
@@ -164,6 +169,7 @@ int bc_nvme_copy_caps(const uint8_t *ctrl, const uint8_t *ns, uint32_t lbs,
 		.mssrl = le16_at(ns + 74),
 		.mcl = le32_at(ns + 76),
 		.msrc = ns[80],
+		.ocfs = ocfs,
 	};
 	if (!(oncs & ONCS_COPY)) {
 		snprintf(why, size, "nvme: controller does not support Copy (ONCS bit 8 clear)");
@@ -192,6 +198,48 @@ int bc_nvme_copy_caps(const uint8_t *ctrl, const uint8_t *ns, uint32_t lbs,
 	return 0;
 }
 
+/* Get or Set Features Host Behavior Support, the 512 bytes in @hbs. */
+static int host_behavior(int fd, uint8_t opcode, uint8_t *hbs)
+{
+	struct nvme_admin_cmd cmd = {
+		.opcode = opcode,
+		.addr = (uint64_t)(uintptr_t)hbs,
+		.data_len = HBS_SIZE,
+		.cdw10 = FID_HOST_BEHAVIOR,	/* Get: SEL 0, current; Set: SV 0, not saved */
+	};
+	int ret = ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
+
+	if (ret < 0)
+		return -errno;
+	return ret ? -EOPNOTSUPP : 0;	/* an NVMe status: not supported, or refused */
+}
+
+int bc_nvme_enable_copy_formats(int fd, uint16_t formats)
+{
+	uint8_t *hbs;
+	int ret;
+
+	if (posix_memalign((void **)&hbs, 4096, HBS_SIZE))
+		return -ENOMEM;
+	memset(hbs, 0, HBS_SIZE);
+	ret = host_behavior(fd, OP_GET_FEATURES, hbs);
+	for (int tries = 0; !ret && (le16_at(hbs + HBS_CDFE) & formats) != formats; tries++) {
+		if (tries == 2) {
+			ret = -EOPNOTSUPP;	/* set, and still not enabled */
+			break;
+		}
+		const uint16_t cdfe = le16_at(hbs + HBS_CDFE) | formats;
+
+		hbs[HBS_CDFE] = (uint8_t)cdfe;
+		hbs[HBS_CDFE + 1] = (uint8_t)(cdfe >> 8);
+		ret = host_behavior(fd, OP_SET_FEATURES, hbs);
+		if (!ret)
+			ret = host_behavior(fd, OP_GET_FEATURES, hbs);	/* what it took */
+	}
+	free(hbs);
+	return ret;
+}
+
 static const char *status_name(unsigned int sct, unsigned int sc)
 {
 	if (sct == 0) {
@@ -213,6 +261,8 @@ static const char *status_name(unsigned int sct, unsigned int sc)
 		case 0x81: return "Invalid Protection Information";
 		case 0x82: return "Attempted Write to Read Only Range";
 		case 0x83: return "Command Size Limit Exceeded";
+		case 0x85: return "Incompatible Namespace or Format";
+		case 0x87: return "Overlapping I/O Range";
 		}
 	} else if (sct == 2) {
 		switch (sc) {
@@ -233,7 +283,9 @@ int bc_nvme_status_errno(int status, const char *what, char *msg, size_t size)
 	const unsigned int sc = status & 0xff, sct = (status >> 8) & 0x7;
 	int err = -EIO;
 
-	if (sct == 0 && (sc == 0x01 || sc == 0x02 || sc == 0x0b))
+	/* Refused before any write: emulation takes the piece. */
+	if ((sct == 0 && (sc == 0x01 || sc == 0x02 || sc == 0x0b)) ||
+	    (sct == 1 && (sc == 0x85 || sc == 0x87)))
 		err = -EOPNOTSUPP;
 	else if (sct == 1 && sc == 0x83)
 		err = -E2BIG;

@@ -40,12 +40,16 @@ int bc_nvme_find_node(const char *dir, const char *prefix, const struct bc_nvme_
 /* NVMe passthrough node (/dev/ngXnY, char device @chr) -> its block node's path; 0 or -errno. */
 int bc_nvme_block_path(dev_t chr, char *path, size_t size);
 
-/* What Identify Namespace says about Copy. */
+/* What Identify Namespace (and OCFS of Identify Controller) says about Copy. */
 struct bc_nvme_copy_caps {
 	uint16_t mssrl;		/* blocks in one source range */
 	uint32_t mcl;		/* blocks in one command */
 	uint8_t msrc;		/* source ranges in one command, 0's based */
+	uint16_t ocfs;		/* descriptor formats offered (bit N: format Nh); 0: format 0 only */
 };
+
+/* Copy descriptor format 2h (TP4130): format 0h with a source namespace per range. */
+#define BC_NVME_OCFS_FORMAT2 (1u << 2)
 
 /*
  * Identify Controller @ctrl and Identify Namespace @ns (BC_NVME_ID_SIZE
@@ -55,6 +59,16 @@ struct bc_nvme_copy_caps {
  */
 int bc_nvme_copy_caps(const uint8_t *ctrl, const uint8_t *ns, uint32_t lbs,
 		      struct bc_nvme_copy_caps *caps, char *why, size_t size);
+
+/*
+ * Host Behavior Support (Set Features 16h), Copy Descriptor Formats Enable:
+ * make sure the formats in @formats (OCFS bits) are enabled on the
+ * controller behind @fd, by a read-modify-write that keeps every other
+ * field as the host (Linux: ACRE) set it.  A controller reset clears it,
+ * so callers check before each request.  0, -EOPNOTSUPP when the
+ * controller keeps refusing, or -errno of the ioctl.
+ */
+int bc_nvme_enable_copy_formats(int fd, uint16_t formats);
 
 /*
  * A completion status as the kernel reports it (status field >> 1: SC in

@@ -26,6 +26,8 @@
 #       controller with serial lab-zns (ZNS_CTRL; NAME_NG as above): 64 MiB
 #       in 4 MiB zones (ZNS_CAP: 3 MiB writable in each), ZNS_BENCH 512 MiB
 #       in 32 MiB zones with at most 4 open and 6 active
+#   NVME_TCP1 NVME_TCP2  namespaces of controller lab-tcp over NVMe/TCP (the
+#       kernel's target, passthru, on 127.0.0.1; 6.12 only: lab/guest/nvme-tcp.sh)
 #   ZNS_CONV  namespace 5 of lab-zns, 128 MiB, conventional (in LAB_DEVICES)
 #   DM_ZONED  dm-linear over zones 4..11 of ZNS_DM (which it holds: blkzone
 #       opens ZNS_DM only with -f)
@@ -114,6 +116,8 @@ LAB_OPTIONAL_MODULES=" ecb.ko xts.ko dm-crypt.ko null_blk.ko "
 
 # The zoned devices (ZNS, DM_ZONED, NULLB_ZONED*): setup_zoned.
 . "${BASH_SOURCE[0]%/*}/zoned.sh"
+# NVMe over TCP (NVME_TCP*): setup_nvme_tcp.
+. "${BASH_SOURCE[0]%/*}/nvme-tcp.sh"
 
 # ---------------------------------------------------------------------------
 # Reporting and the env file
@@ -177,9 +181,16 @@ trim() {
 # load_modules: insmod the archive's modules in their order (every guest
 # role); MODULES_MISSING: the wanted ones not loaded afterwards.
 load_modules() {
-	local m args err
+	local m args err name w
 	while read -r m; do
 		args=""
+		# What modprobe would take from the kernel command line (NAME.PARAM=VALUE):
+		# insmod does not (nvme_core.multipath=N with QEMU 10).
+		name=${m%.ko}
+		name=${name//-/_}
+		for w in $(cat /proc/cmdline); do
+			[[ $w == "$name".*=* ]] && args+=" ${w#"$name".}"
+		done
 		[ "$m" = brd.ko ] && args="rd_nr=3 rd_size=65536"
 		# null_blk would make a 250 GB nullb0 without memory; ours come from configfs.
 		[ "$m" = null_blk.ko ] && args="nr_devices=0"
@@ -724,6 +735,7 @@ lab_setup() {
 	: >"$LAB_ENV_FILE"
 	setup_modules || return 1
 	setup_nvme
+	setup_nvme_tcp
 	setup_nocopy
 	setup_brd
 	setup_lio

@@ -40,6 +40,14 @@ ZNS_NAMESPACES=(
 )
 ZNS_SERIAL=lab-zns
 
+# Controller 3 (serial lab-tcp): what the guest exports over NVMe/TCP
+# (lab/guest/nvme-tcp.sh) and reaches again through the kernel's initiator.
+TCP_NAMESPACES=(
+	"1 tcp1 64M "
+	"2 tcp2 64M "
+)
+TCP_SERIAL=lab-tcp
+
 # make_disks: sparse images, new each run.
 make_disks() {
 	local ns nsid name size props
@@ -50,6 +58,10 @@ make_disks() {
 	for ns in "${ZNS_NAMESPACES[@]}"; do
 		read -r nsid name size props <<<"$ns"
 		truncate -s "$size" "$LAB_RUN/zns-$name.img" || return 1
+	done
+	for ns in "${TCP_NAMESPACES[@]}"; do
+		read -r nsid name size props <<<"$ns"
+		truncate -s "$size" "$LAB_RUN/tcp-$name.img" || return 1
 	done
 	truncate -s 64M "$LAB_RUN/nocopy.img"
 }
@@ -70,13 +82,14 @@ qemu_nvme() {
 }
 
 qemu_command() {
-	QEMU=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 1536
+	QEMU=("$QEMU_BIN" "${QEMU_FW[@]}" -machine q35 -accel tcg -cpu max -smp 2 -m 1536
 		-nodefaults -nographic -no-reboot -monitor none
 		-serial "file:$LAB_RUN/console.log" -serial "file:$LAB_RUN/results.log"
 		-kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$LAB_RUN/initrd.img"
-		-append "console=ttyS0 panic=-1 quiet")
+		-append "console=ttyS0 panic=-1 quiet${QEMU_APPEND:+ $QEMU_APPEND}")
 	qemu_nvme nvme1 "$NVME_SERIAL" nvme "${NVME_NAMESPACES[@]}"
 	qemu_nvme nvme2 "$ZNS_SERIAL" zns "${ZNS_NAMESPACES[@]}"
+	qemu_nvme nvme3 "$TCP_SERIAL" tcp "${TCP_NAMESPACES[@]}"
 	QEMU+=(-drive "file=$LAB_RUN/nocopy.img,if=none,id=nocopy,format=raw,cache=unsafe"
 		-device "virtio-blk-pci,drive=nocopy,serial=$NOCOPY_SERIAL")
 }

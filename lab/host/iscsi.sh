@@ -100,12 +100,12 @@ iscsi_make_disks() {
 iscsi_qemu_command() {
 	local l env
 	# LAB_ISCSI_CPUS: the host has two cores, and blkcopy runs beside QEMU.
-	QEMU_ISCSI=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp "${LAB_ISCSI_CPUS:-2}" -m 768
+	QEMU_ISCSI=("$QEMU_BIN" "${QEMU_FW[@]}" -machine q35 -accel tcg -cpu max -smp "${LAB_ISCSI_CPUS:-2}" -m 768
 		-nodefaults -nographic -no-reboot -monitor none
 		-serial "file:$LAB_RUN/iscsi-console.log" -serial "file:$LAB_RUN/iscsi-results.log"
 		-chardev "socket,id=ctl,path=$ISCSI_SOCK,server=on,wait=off" -serial chardev:ctl
 		-kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$LAB_RUN/iscsi-initrd.img"
-		-append "console=ttyS0 panic=-1 quiet lab.role=iscsi-target"
+		-append "console=ttyS0 panic=-1 quiet lab.role=iscsi-target${QEMU_APPEND:+ $QEMU_APPEND}"
 		-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$LAB_ISCSI_PORT-:3260"
 		-device virtio-net-pci,netdev=n0)
 	for l in "${ISCSI_LUNS[@]}"; do

@@ -24,11 +24,13 @@
 # same goes for dm-crypt's cipher: "xts(aes)" needs the xts and ecb templates
 # loaded beforehand (aes itself is built in).  dm-flakey corrupts writes
 # for the --verify test.  null_blk makes the zoned
-# null_blk devices (through configfs; loaded with nr_devices=0).
+# null_blk devices (through configfs; loaded with nr_devices=0).  nvmet,
+# nvmet-tcp and nvme-tcp carry NVMe over TCP inside the guest (passthru
+# needs 6.12: lab/guest/nvme-tcp.sh).
 LAB_MODULES=(crc64_rocksoft_generic crct10dif_generic
 	nvme sd_mod sg configfs target_core_mod target_core_file target_core_iblock tcm_loop
 	dm-mod brd loop virtio_pci virtio_blk
-	dm-zero ecb xts dm-crypt dm-flakey null_blk)
+	dm-zero ecb xts dm-crypt dm-flakey null_blk nvmet nvmet-tcp nvme-tcp)
 # Modules a kernel may not have at all: newer kernels fold the CRC and some
 # crypto providers into the kernel proper or rename them (6.14 dropped
 # crc64_rocksoft_generic and crct10dif_generic; crc32c-intel became

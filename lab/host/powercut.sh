@@ -39,11 +39,11 @@ powercut_disks() {
 # powercut_qemu PHASE: the command line of one boot (the same disks each time).
 powercut_qemu() {
 	local phase=$1
-	QEMU_PC=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m 768
+	QEMU_PC=("$QEMU_BIN" "${QEMU_FW[@]}" -machine q35 -accel tcg -cpu max -smp 2 -m 768
 		-nodefaults -nographic -no-reboot -monitor none
 		-serial "file:$LAB_RUN/pc-$phase-console.log" -serial "file:$LAB_RUN/pc-$phase-results.log"
 		-kernel "$KROOT/boot/vmlinuz-$KVER" -initrd "$LAB_RUN/pc-initrd.img"
-		-append "console=ttyS0 panic=-1 quiet lab.role=powercut lab.powercut=$phase"
+		-append "console=ttyS0 panic=-1 quiet lab.role=powercut lab.powercut=$phase${QEMU_APPEND:+ $QEMU_APPEND}"
 		-device nvme,id=pc,serial=lab-powercut
 		-drive "file=$LAB_RUN/pc-nvme.img,if=none,id=pcns1,format=raw,cache=unsafe"
 		-device nvme-ns,drive=pcns1,bus=pc,nsid=1
