@@ -112,7 +112,7 @@ DM_CRYPT_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 DM_RELOAD_START=114688 DM_RELOAD_ALT_START=131072 DM_RELOAD_SECTORS=16384	# on NVME_DM2_PART2
 DM_STRIPED_LUNS_CHUNK=8 DM_STRIPED_LUNS_SECTORS=131072	# 2 x LUN_STRIPE1/2
 # Modules the guest may do without: only the device that needs them is lost.
-LAB_OPTIONAL_MODULES=" ecb.ko xts.ko dm-crypt.ko null_blk.ko "
+LAB_OPTIONAL_MODULES=" ecb.ko xts.ko dm-crypt.ko null_blk.ko sch_tbf.ko "
 
 # The zoned devices (ZNS, DM_ZONED, NULLB_ZONED*): setup_zoned.
 . "${BASH_SOURCE[0]%/*}/zoned.sh"

@@ -11,7 +11,7 @@
 # Real tools (not busybox applets): their options are what the scripts use.
 GUEST_TOOLS=(bash jq sfdisk partx blockdev losetup lsblk nvme dmsetup blkzone
 	sg_inq sg_vpd sg_readcap sg_turs sg_raw sg_xcopy sg_copy_results
-	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync split setpriv)
+	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync split setpriv tc)
 
 # The test programs of tests/lab (tests/lab/meson.build), from build-lab.
 LAB_PROGRAMS=(dm_table_change dm_handle_reuse job_drive)

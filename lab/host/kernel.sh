@@ -30,13 +30,13 @@
 LAB_MODULES=(crc64_rocksoft_generic crct10dif_generic
 	nvme sd_mod sg configfs target_core_mod target_core_file target_core_iblock tcm_loop
 	dm-mod brd loop virtio_pci virtio_blk
-	dm-zero ecb xts dm-crypt dm-flakey null_blk nvmet nvmet-tcp nvme-tcp)
+	dm-zero ecb xts dm-crypt dm-flakey null_blk nvmet nvmet-tcp nvme-tcp sch_tbf)
 # Modules a kernel may not have at all: newer kernels fold the CRC and some
 # crypto providers into the kernel proper or rename them (6.14 dropped
 # crc64_rocksoft_generic and crct10dif_generic; crc32c-intel became
 # crc32c-x86).  A missing one is left out; one that is built in (6.12 builds
 # in ecb, virtio_pci and both CRC providers) needs nothing either way.
-LAB_MODULES_OPTIONAL=" crc64_rocksoft_generic crct10dif_generic crc32c_generic crc32c-intel ecb xts "
+LAB_MODULES_OPTIONAL=" crc64_rocksoft_generic crct10dif_generic crc32c_generic crc32c-intel ecb xts sch_tbf "
 
 KPKG="" KPKGVER="" KVER="" KROOT="" MODULES_CPIO=""
 
