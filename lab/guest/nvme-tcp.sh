@@ -36,7 +36,7 @@ setup_nvme_tcp() {
 	local pcie sub=$CFS/nvmet/subsystems/$TCP_NQN port=$CFS/nvmet/ports/1 ctrl n
 	pcie=$(nvme_ns_disk 1 "$TCP_SERIAL") ||
 		{ setup_skip nvme-tcp "no controller with serial $TCP_SERIAL"; return 0; }
-	pcie=/dev/$(basename "$(readlink -f "/sys/block/${pcie#/dev/}/device")")
+	pcie=$(nvme_ctrl_of "$pcie")
 	[ -d "$CFS/nvmet" ] || { setup_skip nvme-tcp "no nvmet in configfs (module not loaded)"; return 0; }
 	mkdir -p "$sub" || { setup_fail nvme-tcp "cannot make subsystem $TCP_NQN"; return 1; }
 	if [ ! -d "$sub/passthru" ]; then
@@ -67,6 +67,6 @@ setup_nvme_tcp() {
 		nvme_export_ns "$n" "NVME_TCP$n" "$(tcp_ns "$n")" nvme-tcp || return 1
 	done
 	ctrl=$(tcp_ns 1)
-	env_set NVME_TCP_CTRL "/dev/$(basename "$(readlink -f "/sys/block/${ctrl#/dev/}/device")")"
+	env_set NVME_TCP_CTRL "$(nvme_ctrl_of "$ctrl")"
 	setup_pass nvme-tcp
 }

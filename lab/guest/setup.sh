@@ -258,6 +258,21 @@ nvme_all_there() {
 	done
 }
 
+# nvme_ctrl_of DISK: the controller node of a namespace's block node: its
+# sysfs parent, or under a multipath head node (whose parent is the NVM
+# subsystem) the subsystem's first controller.
+nvme_ctrl_of() {
+	local dev c
+	dev=$(basename "$(readlink -f "/sys/block/${1#/dev/}/device")")
+	if [[ $dev == nvme-subsys* ]]; then
+		for c in /sys/class/nvme-subsystem/"$dev"/nvme[0-9]*; do
+			[ -e "$c" ] && { echo "/dev/${c##*/}"; return 0; }
+		done
+		return 1
+	fi
+	echo "/dev/$dev"
+}
+
 # nvme_ng_node DISK NSID: its passthrough char node (same controller and
 # namespace instance), checked by asking it for its nsid.
 nvme_ng_node() {
@@ -302,10 +317,11 @@ setup_nvme() {
 	local e ctrl oncs ok=0
 	wait_until 60 nvme_all_there ||
 		{ setup_fail nvme "namespaces $NVME_LAYOUT of controller $NVME_SERIAL did not all appear: $(ls /sys/block | tr '\n' ' ')"; return 1; }
-	# The namespace's sysfs parent is its controller: QEMU's controller is not
-	# multi-controller capable (CMIC 0), so there is no multipath head.
+	# QEMU 7.2's controller is not multi-controller capable (CMIC 0): no
+	# multipath head.  QEMU 10's is, so with LAB_NVME_MULTIPATH=Y the
+	# namespaces are head nodes (lab/host/qemu.sh).
 	ctrl=$(nvme_ns_disk 1)
-	ctrl=/dev/$(basename "$(readlink -f "/sys/block/${ctrl#/dev/}/device")")
+	ctrl=$(nvme_ctrl_of "$ctrl")
 	[ -c "$ctrl" ] || { setup_fail nvme "controller node $ctrl of $NVME_SERIAL not found"; return 1; }
 	env_set NVME_CTRL "$ctrl"
 	oncs=$(nvme id-ctrl "$ctrl" -o json 2>/dev/null | jq -r '.oncs // 0')

@@ -166,7 +166,7 @@ setup_zns() {
 	wait_until 60 zns_all_there ||
 		{ setup_fail zns-ctrl "namespaces of controller $ZNS_SERIAL did not all appear: $(ls /sys/block | tr '\n' ' ')"; return 1; }
 	ctrl=$(nvme_ns_disk "$ZNS_CONV_NSID" "$ZNS_SERIAL")
-	ctrl=/dev/$(basename "$(readlink -f "/sys/block/${ctrl#/dev/}/device")")
+	ctrl=$(nvme_ctrl_of "$ctrl")
 	[ -c "$ctrl" ] || { setup_fail zns-ctrl "controller node $ctrl of $ZNS_SERIAL not found"; return 1; }
 	env_set ZNS_CTRL "$ctrl"
 	env_set ZNS_ONCS "$(nvme id-ctrl "$ctrl" -o json 2>/dev/null | jq -r '.oncs // 0')"
@@ -187,6 +187,13 @@ setup_zns() {
 	for l in "${ZNS_LAYOUT[@]}"; do
 		read -r nsid name mib zmib cmib mo ma <<<"$l"
 		dev=$(nvme_ns_disk "$nsid" "$ZNS_SERIAL")
+		# A multipath head (LAB_NVME_MULTIPATH=Y) of Linux 6.1 reports no open
+		# or active limit of its own: the paths' are not stacked onto it.
+		if [[ $(basename "$(readlink -f "/sys/block/${dev#/dev/}/device")") == nvme-subsys* &&
+			$mo$ma != 00 ]]; then
+			result "INFO $name $dev is a multipath head: its open/active zone limits are not checked"
+			mo=- ma=-
+		fi
 		if ! zoned_probe "$dev" "$zmib" "$cmib" $((mib / zmib)) 0 "$mo" "$ma"; then
 			setup_fail "$(step_name "$name")" "$ZERR"
 			ok=1

@@ -8,7 +8,8 @@
 # and enforces MCL; it puts every controller in an NVM subsystem that can
 # have several controllers, so the guest kernel is told not to make
 # multipath head nodes (nvme_core.multipath=N): each namespace is
-# /dev/nvmeXnY of its controller, as with 7.2.
+# /dev/nvmeXnY of its controller, as with 7.2; LAB_NVME_MULTIPATH=Y keeps
+# the head nodes, to test blkcopy through them.
 #
 # After qemu_prepare: QEMU_BIN, QEMU_FW (firmware arguments), QEMU_APPEND
 # (what the guest's kernel command line needs), QEMU_VERSION.
@@ -58,7 +59,8 @@ qemu_prepare() {
 		qemu_backports "$LAB_CACHE/qemu" || return 1
 		QEMU_BIN=$LAB_CACHE/qemu/$QEMU_VERSION/root/usr/bin/qemu-system-x86_64
 		QEMU_FW=(-L "$LAB_CACHE/qemu/$QEMU_VERSION/root/usr/share/qemu" -L /usr/share/seabios)
-		QEMU_APPEND="nvme_core.multipath=N"
+		# LAB_NVME_MULTIPATH=Y keeps the head nodes (/dev/nvmeXnY over the paths).
+		[[ ${LAB_NVME_MULTIPATH:-N} == Y ]] || QEMU_APPEND="nvme_core.multipath=N"
 		"$QEMU_BIN" --version >/dev/null || { say "$QEMU_BIN does not run"; return 1; }
 		;;
 	*)

@@ -111,7 +111,8 @@ case_no_emulation() {
 # A controller reset clears Host Behavior Support; the next request enables format 2h again.
 case_after_reset() {
 	offered || return $?
-	local ctrl=${NVME_DEFAULT%n*} c i
+	need NVME_CTRL || return 77
+	local ctrl=$NVME_CTRL c i
 	c=$(cdfe "$ctrl")
 	echo 1 >"/sys/class/nvme/${ctrl#/dev/}/reset_controller" || { WHY="cannot reset $ctrl"; return 1; }
 	for ((i = 0; i < 50; i++)); do
