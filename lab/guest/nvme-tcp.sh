@@ -18,23 +18,14 @@ TCP_PORT=4420
 # instead of the default ten minutes of reconnecting.
 TCP_CONNECT_OPTS="ctrl_loss_tmo=3,reconnect_delay=1"
 
-# tcp_ns NSID: the block node of namespace NSID reached over TCP (serial lab-tcp).
+# tcp_ns NSID: the block node of namespace NSID reached over TCP.
 tcp_ns() {
-	local b
-	for b in /sys/block/nvme*n*; do
-		[[ ${b##*/} =~ ^nvme[0-9]+n[0-9]+$ ]] || continue
-		[ "$(trim "$b/device/transport" 2>/dev/null)" = tcp ] || continue
-		[ "$(trim "$b/nsid")" = "$1" ] || continue
-		[ "$(trim "$b/device/serial")" = "$TCP_SERIAL" ] || continue
-		echo "/dev/${b##*/}"
-		return 0
-	done
-	return 1
+	nvme_ns_disk "$1" "$TCP_SERIAL" tcp
 }
 
 setup_nvme_tcp() {
 	local pcie sub=$CFS/nvmet/subsystems/$TCP_NQN port=$CFS/nvmet/ports/1 ctrl n
-	pcie=$(nvme_ns_disk 1 "$TCP_SERIAL") ||
+	pcie=$(nvme_ns_disk 1 "$TCP_SERIAL" pcie) ||
 		{ setup_skip nvme-tcp "no controller with serial $TCP_SERIAL"; return 0; }
 	pcie=$(nvme_ctrl_of "$pcie")
 	[ -d "$CFS/nvmet" ] || { setup_skip nvme-tcp "no nvmet in configfs (module not loaded)"; return 0; }

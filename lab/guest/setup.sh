@@ -236,14 +236,17 @@ setup_modules() {
 # ---------------------------------------------------------------------------
 # NVMe
 
-# nvme_ns_disk NSID [SERIAL]: the block device of namespace NSID of the
-# controller with serial SERIAL (default: NVME_SERIAL's).
+# nvme_ns_disk NSID [SERIAL [TRANSPORT]]: the block device of namespace NSID of the
+# controller with serial SERIAL (default: NVME_SERIAL's), reached over
+# TRANSPORT when one is named (a controller exported over NVMe/TCP is seen
+# twice, over pcie and over tcp).
 nvme_ns_disk() {
-	local b serial=${2:-$NVME_SERIAL}
+	local b serial=${2:-$NVME_SERIAL} transport=${3:-}
 	for b in /sys/block/nvme*n*; do
 		[[ ${b##*/} =~ ^nvme[0-9]+n[0-9]+$ ]] || continue
 		[ "$(trim "$b/nsid")" = "$1" ] || continue
 		[ "$(trim "$b/device/serial")" = "$serial" ] || continue
+		[ -z "$transport" ] || [ "$(trim "$b/device/transport" 2>/dev/null)" = "$transport" ] || continue
 		echo "/dev/${b##*/}"
 		return 0
 	done

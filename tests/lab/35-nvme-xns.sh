@@ -19,11 +19,7 @@
 # offered: the controller of NVME_DEFAULT offers format 2h (else WHY, 77).
 offered() {
 	need NVME_DEFAULT NVME_SMALL || return 77
-	bcp limits --json "$NVME_DEFAULT"
-	if jq -e '.[0].native_reason | test("across namespaces \\(format 2h\\): not offered")' <"$T_OUT" >/dev/null; then
-		WHY="the controller offers no Copy across namespaces (format 2h): QEMU before 9.1 (LAB_QEMU=backports has it)"
-		return 77
-	fi
+	format2h_offered "$NVME_DEFAULT"
 }
 
 # What this kernel lets blkcopy do: native (6.1), refused (6.12), either.

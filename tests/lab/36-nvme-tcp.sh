@@ -74,11 +74,7 @@ case_native_wire_bytes() {
 # enabled: the copy is emulated, and --no-emulation says why.
 case_cross_namespace() {
 	need NVME_TCP1 NVME_TCP2 || return 77
-	bcp limits --json "$NVME_TCP1"
-	if jq -e '.[0].native_reason | test("format 2h\\): not offered")' <"$T_OUT" >/dev/null; then
-		WHY="the target's controller offers no format 2h (QEMU before 9.1)"
-		return 77
-	fi
+	format2h_offered "$NVME_TCP1" || return $?
 	tcp_copy "$NVME_TCP1" "$NVME_TCP2" 8m 0:1m || return 1
 	if jq -e '.method == "nvme_copy"' <"$T_OUT" >/dev/null; then
 		info "$T_NAME: across namespaces over TCP, native: $WIRE bytes on the wire (with the checks' reads)"

@@ -484,6 +484,16 @@ copy_verify() {
 	return 0
 }
 
+# format2h_offered DEV: DEV's NVMe controller offers Copy across namespaces
+# (descriptor format 2h), as blkcopy limits says; else WHY is set, 77.
+format2h_offered() {
+	bcp limits --json "$1"
+	if jq -e '.[0].native_reason | test("across namespaces \\(format 2h\\): not offered")' <"$T_OUT" >/dev/null; then
+		WHY="the controller of $1 offers no Copy across namespaces (format 2h): QEMU before 9.1 (LAB_QEMU=backports has it)"
+		return 77
+	fi
+}
+
 # ---------------------------------------------------------------------------
 # The job API driven two ways on real devices
 #
