@@ -44,7 +44,8 @@ static void free_job(struct blkcopy_job *job)
 
 /* Every target is valid on its own, and no two share a byte: before any leg exists. */
 static int validate_targets(struct blkcopy_dev *src, const struct blkcopy_range *ranges, size_t nr,
-			    const struct blkcopy_target *t, size_t nr_targets, unsigned int flags)
+			    const struct blkcopy_target *t, size_t nr_targets, unsigned int flags,
+			    uint64_t *totalp)
 {
 	uint64_t total = 0;
 	int ret;
@@ -68,16 +69,17 @@ static int validate_targets(struct blkcopy_dev *src, const struct blkcopy_range 
 			}
 		}
 	}
+	*totalp = total;
 	return 0;
 }
 
 /*
- * Which targets share one leg: those emulated whole (no native copy
+ * Which targets share one leg (@fan): those emulated whole (no native copy
  * between the devices, or none allowed), not zoned (a zone takes one
  * writer in order), and emulated the same way (O_DIRECT or not) as the
- * first of them.  Sets @fan and returns their number; 0 or 1 shares nothing.
+ * first of them.
  */
-static size_t fan_out(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr_spans,
+static void fan_out(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr_spans,
 		      const struct blkcopy_target *t, size_t nr_targets, unsigned int flags,
 		      bool fan[])
 {
@@ -93,7 +95,6 @@ static size_t fan_out(struct blkcopy_dev *src, const struct bc_span *spans, size
 		if (fan[i] && !n++)
 			direct = d;
 	}
-	return n;
 }
 
 static int add_leg(struct blkcopy_job *job, const struct bc_leg_args *a, const size_t *targets)
@@ -137,6 +138,7 @@ int blkcopy_job_submit_multi(struct blkcopy_dev *src, const struct blkcopy_range
 	struct bc_span *spans = NULL;
 	struct blkcopy_job *job;
 	struct blkcopy_opts o;
+	uint64_t total;
 	int ret;
 
 	if (!jobp || !src || !targets || !nr_targets || bc_resolve_opts(opts, &o))
@@ -146,7 +148,7 @@ int blkcopy_job_submit_multi(struct blkcopy_dev *src, const struct blkcopy_range
 	for (size_t i = 0; i < nr_targets; i++)
 		if (!targets[i].dev)
 			return -EINVAL;
-	ret = validate_targets(src, ranges, nr, targets, nr_targets, o.flags);
+	ret = validate_targets(src, ranges, nr, targets, nr_targets, o.flags, &total);
 	if (ret)
 		return ret;
 	const ssize_t nr_spans = bc_coalesce(ranges, nr, &spans);
@@ -162,8 +164,8 @@ int blkcopy_job_submit_multi(struct blkcopy_dev *src, const struct blkcopy_range
 	job->epfd = -1;
 	bc_rate_set(&job->rate, o.rate, bc_now_ns());
 
-	struct bc_leg_args a = { .src = src, .ranges = ranges, .nr = nr, .opts = &o,
-				 .rate = &job->rate };
+	struct bc_leg_args a = { .src = src, .ranges = ranges, .nr = nr, .total = total,
+				 .opts = &o, .rate = &job->rate };
 	for (size_t i = 0; i < nr_targets && !ret; i++) {
 		if (fan[i]) {
 			fan_targets[nr_fan] = i;

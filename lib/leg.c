@@ -143,19 +143,10 @@ int bc_leg_submit(const struct bc_leg_args *a, struct bc_leg **legp)
 	const struct blkcopy_opts o = *a->opts;
 	struct blkcopy_dev *src = a->src, *dst = a->dsts[0].dev;
 	const uint64_t dst_off = a->dsts[0].offset;
+	const uint64_t total = a->total;
 	struct bc_leg *j;
-	uint64_t total;
 	ssize_t n;
 	int ret;
-
-	ret = bc_refresh_pair(src, dst);
-	if (ret)
-		return ret;
-	ret = bc_validate(src, a->ranges, a->nr, dst, dst_off, o.flags, &total, NULL);
-	if (!ret)
-		ret = bc_zone_validate(dst, dst_off, total);
-	if (ret)
-		return ret;
 
 	j = calloc(1, sizeof(*j));
 	if (!j)

@@ -165,11 +165,16 @@ struct bc_leg {
 	bool finished;
 };
 
-/* What a leg carries: the request, and its destinations (the first is the leg's dst). */
+/*
+ * What a leg carries: the request, validated against every destination
+ * (tables refreshed, bc_validate(), zones) by the job, and its destinations
+ * (the first is the leg's dst).
+ */
 struct bc_leg_args {
 	struct blkcopy_dev *src;
 	const struct blkcopy_range *ranges;
 	size_t nr;
+	uint64_t total;				/* the ranges' bytes, as validation summed them */
 	const struct blkcopy_target *dsts;	/* more than one: all emulated, from one read */
 	size_t nr_dsts;
 	const struct blkcopy_opts *opts;	/* resolved: bc_resolve_opts() */
@@ -178,7 +183,7 @@ struct bc_leg_args {
 
 /* Defaults in, then checked: 0 or -EINVAL. */
 int bc_resolve_opts(const struct blkcopy_opts *in, struct blkcopy_opts *out);
-/* Validate and plan; nothing goes out before the first bc_leg_wait(). */
+/* Plan the validated request; nothing goes out before the first bc_leg_wait(). */
 int bc_leg_submit(const struct bc_leg_args *a, struct bc_leg **legp);
 /* blkcopy_job_wait() for one leg: 1 once it finished, 0 otherwise. */
 int bc_leg_wait(struct bc_leg *j, int timeout_ms);
