@@ -21,10 +21,10 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "emulate.h"
+#include "memory.h"
 #include "split.h"
 #include "transport.h"
 #include "util.h"
@@ -94,6 +94,7 @@ struct bc_emu {
 	struct bc_emu_params p;
 	uint32_t align;
 
+	const struct bc_memory *memory;	/* where the buffers come from */
 	void *mem;
 	size_t mem_len;
 	struct chunk *chunks;
@@ -152,6 +153,7 @@ int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		return -ENOMEM;
 	e->p = *p;
 	e->p.fanout = NULL;	/* the caller's array need not outlive this call */
+	e->memory = p->memory ? p->memory : &bc_host_memory;
 	e->nr_ends = 2 + (uint32_t)p->nr_fanout;
 
 	struct blkcopy_dev *devs[1 + MAX_DSTS] = { src, dst };
@@ -222,18 +224,19 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 	nr = e->p.max_inflight / chunk;
 	if (nr > (want + chunk - 1) / chunk)
 		nr = (want + chunk - 1) / chunk;
+	/* Verification reads the destination back into a second buffer per chunk. */
+	const uint64_t per_chunk = chunk * (e->p.verify ? 2 : 1);
+	if (nr > e->memory->limit / per_chunk)
+		nr = e->memory->limit / per_chunk;
 	if (nr < 1)
 		nr = 1;
 	if (nr > UINT16_MAX)
 		nr = UINT16_MAX;
 
-	/* Verification reads the destination back into a second buffer per chunk. */
-	e->mem_len = chunk * nr * (e->p.verify ? 2 : 1);
-	e->mem = mmap(NULL, e->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (e->mem == MAP_FAILED) {
-		e->mem = NULL;
-		return -ENOMEM;
-	}
+	e->mem_len = per_chunk * nr;
+	e->mem = bc_memory_map(e->memory, e->mem_len);
+	if (!e->mem)
+		return errno ? -errno : -ENOMEM;
 	const uint32_t nr_dsts = e->nr_ends - 1;
 	e->chunks = calloc(nr, sizeof(*e->chunks));
 	e->split_tmp = calloc(SEGS_PER_CHUNK, sizeof(*e->split_tmp));
@@ -260,7 +263,7 @@ static int setup_chunks(struct bc_emu *e, uint64_t want)
 	 * Registration pins the pages; without it (RLIMIT_MEMLOCK) plain I/O
 	 * still works.  A registered buffer is a chunk's: not its second one.
 	 */
-	const bool fixed = !e->p.verify &&
+	const bool fixed = !e->p.verify && e->memory->registrable &&
 		io_uring_register_buffers(&e->ring, iov, (unsigned int)nr) == 0;
 	for (uint32_t i = 0; i < e->nr_ends; i++)
 		e->end[i].fixed_bufs = fixed;
@@ -893,6 +896,6 @@ void bc_emu_destroy(struct bc_emu *e)
 	free(e->chunks);
 	free(e->split_tmp);
 	if (e->mem)
-		munmap(e->mem, e->mem_len);
+		bc_memory_unmap(e->memory, e->mem, e->mem_len);
 	free(e);
 }

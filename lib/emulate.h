@@ -13,6 +13,7 @@
 #include "span.h"
 
 struct bc_emu;
+struct bc_memory;
 struct bc_emu_params {
 	uint32_t queue_depth;
 	uint64_t max_inflight;
@@ -40,6 +41,11 @@ struct bc_emu_params {
 	const struct blkcopy_target *fanout;
 	size_t nr_fanout;
 	uint64_t dst_off;
+	/*
+	 * Where the buffers come from (NULL: host memory); must outlive the
+	 * engine.  Its limit bounds them: at least one chunk is mapped.
+	 */
+	const struct bc_memory *memory;
 };
 int bc_emu_create(struct blkcopy_dev *src, struct blkcopy_dev *dst,
 		  const struct bc_emu_params *p, struct bc_emu **emup);

@@ -8,6 +8,7 @@
  * adds them up.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include "leg.h"
+#include "memory.h"
+#include "p2p.h"
 #include "plan.h"
 #include "request.h"
 #include "util.h"
@@ -31,6 +34,8 @@ struct blkcopy_job {
 	bool listening[BLKCOPY_MAX_TARGETS];	/* leg i's descriptor is in epfd */
 	struct bc_rate rate;	/* every leg's */
 	int epfd;		/* several legs: their descriptors (-1: one leg, its own) */
+	struct bc_p2p *p2p;	/* BLKCOPY_P2P: the memory */
+	struct bc_memory p2p_share;	/* each leg's part of it */
 };
 
 static void free_job(struct blkcopy_job *job)
@@ -39,6 +44,7 @@ static void free_job(struct blkcopy_job *job)
 		bc_leg_free(job->legs[i]);
 	if (job->epfd >= 0)
 		close(job->epfd);
+	bc_p2p_close(job->p2p);
 	free(job);
 }
 
@@ -95,6 +101,38 @@ static void fan_out(struct blkcopy_dev *src, const struct bc_span *spans, size_t
 		if (fan[i] && !n++)
 			direct = d;
 	}
+}
+
+/*
+ * BLKCOPY_P2P: the memory, checked against every end, shared evenly by
+ * the @nr_legs legs (the engines map their buffers when they start).
+ */
+static int setup_p2p(struct blkcopy_job *job, struct blkcopy_dev *src, const struct bc_span *spans,
+		     size_t nr_spans, const struct blkcopy_target *t, size_t nr_targets,
+		     const struct blkcopy_opts *o, size_t nr_legs)
+{
+	for (size_t i = 0; i < nr_targets; i++) {
+		if (!bc_emulate_direct(src, spans, nr_spans, t[i].dev, t[i].offset, o->flags)) {
+			snprintf(t[i].dev->error, sizeof(t[i].dev->error), "P2P memory is reached by "
+				 "O_DIRECT only: every offset and length aligned to %u bytes",
+				 src->dio_align > t[i].dev->dio_align ? src->dio_align
+								      : t[i].dev->dio_align);
+			return -EINVAL;
+		}
+	}
+	int ret = bc_p2p_open(src, spans, nr_spans, t, nr_targets, o->p2p_memory, &job->p2p);
+	if (ret)
+		return ret;
+	job->p2p_share = job->p2p->memory;
+	job->p2p_share.limit /= nr_legs;
+	if (job->p2p_share.limit < o->chunk_size) {
+		snprintf(t[0].dev->error, sizeof(t[0].dev->error), "%" PRIu64 " bytes of P2P memory "
+			 "are free on %s: each of %zu parts of the job needs a chunk (%" PRIu64
+			 " bytes)", job->p2p->memory.limit, job->p2p->memory.name, nr_legs,
+			 o->chunk_size);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static int add_leg(struct blkcopy_job *job, const struct bc_leg_args *a, const size_t *targets)
@@ -155,17 +193,35 @@ int blkcopy_job_submit_multi(struct blkcopy_dev *src, const struct blkcopy_range
 	if (nr_spans < 0)
 		return (int)nr_spans;
 	fan_out(src, spans, (size_t)nr_spans, targets, nr_targets, o.flags, fan);
-	free(spans);
 
 	job = calloc(1, sizeof(*job));
-	if (!job)
+	if (!job) {
+		free(spans);
 		return -ENOMEM;
+	}
 	job->nr_targets = nr_targets;
 	job->epfd = -1;
 	bc_rate_set(&job->rate, o.rate, bc_now_ns());
+	if (o.flags & BLKCOPY_P2P) {
+		size_t nr_legs = 0;
+		bool any_fan = false;
+
+		for (size_t i = 0; i < nr_targets; i++) {
+			nr_legs += !fan[i];
+			any_fan = any_fan || fan[i];
+		}
+		ret = setup_p2p(job, src, spans, (size_t)nr_spans, targets, nr_targets, &o,
+				nr_legs + any_fan);
+	}
+	free(spans);
+	if (ret) {
+		free_job(job);
+		return ret;
+	}
 
 	struct bc_leg_args a = { .src = src, .ranges = ranges, .nr = nr, .total = total,
-				 .opts = &o, .rate = &job->rate };
+				 .opts = &o, .rate = &job->rate,
+				 .memory = job->p2p ? &job->p2p_share : NULL };
 	for (size_t i = 0; i < nr_targets && !ret; i++) {
 		if (fan[i]) {
 			fan_targets[nr_fan] = i;
@@ -346,6 +402,8 @@ int blkcopy_job_stats(const struct blkcopy_job *job, struct blkcopy_stats *out, 
 		sum.native_bytes += st.native_bytes;
 		sum.emulated_done += st.emulated_done;
 		sum.emulated_busy_ns += st.emulated_busy_ns;
+		sum.p2p_bytes += st.p2p_bytes;
+		memcpy(sum.p2p_pci, st.p2p_pci, sizeof(sum.p2p_pci));
 	}
 	copy_stats(&sum, out, size);
 	return 0;

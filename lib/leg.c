@@ -16,6 +16,7 @@
 
 #include "device.h"
 #include "layer.h"
+#include "memory.h"
 #include "native.h"
 #include "plan.h"
 #include "request.h"
@@ -49,6 +50,11 @@ int bc_resolve_opts(const struct blkcopy_opts *in, struct blkcopy_opts *out)
 		return -EINVAL;
 	if (out->chunk_size > out->max_inflight)
 		out->chunk_size = out->max_inflight;
+	/* Whose P2P memory means something only with BLKCOPY_P2P, which moves data by O_DIRECT. */
+	if (out->p2p_memory > BLKCOPY_P2P_DST ||
+	    (out->p2p_memory && !(out->flags & BLKCOPY_P2P)) ||
+	    ((out->flags & BLKCOPY_P2P) && (out->flags & BLKCOPY_BUFFERED)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -212,6 +218,7 @@ int bc_leg_submit(const struct bc_leg_args *a, struct bc_leg **legp)
 		.fanout = j->fanout,
 		.nr_fanout = j->nr_fanout,
 		.dst_off = dst_off,
+		.memory = a->memory,
 	};
 	ret = bc_emu_create(src, dst, &j->emu_params, &j->emu);
 	if (ret)
@@ -348,6 +355,7 @@ static int verify_start(struct bc_leg *j)
 	}
 	ep.verify = true;
 	ep.zone_size = 0;	/* reads go in any order */
+	ep.memory = NULL;	/* the CPU compares: host memory, also after a P2P copy */
 	ret = bc_emu_create(j->src, j->dst, &ep, &j->verify);
 	if (!ret)
 		ret = epoll_add(j->epfd, bc_emu_fd(j->verify));
@@ -564,6 +572,10 @@ void bc_leg_stats(const struct bc_leg *j, size_t k, struct blkcopy_stats *st)
 	bc_emu_rate(j->emu, &er);
 	st->emulated_done = er.bytes;
 	st->emulated_busy_ns = er.busy_ns;
+	if (j->emu_params.memory) {
+		st->p2p_bytes = er.bytes;
+		snprintf(st->p2p_pci, sizeof(st->p2p_pci), "%s", j->emu_params.memory->name);
+	}
 	if (j->verify) {
 		uint64_t low;
 		int err;

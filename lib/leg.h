@@ -179,6 +179,7 @@ struct bc_leg_args {
 	size_t nr_dsts;
 	const struct blkcopy_opts *opts;	/* resolved: bc_resolve_opts() */
 	struct bc_rate *rate;			/* shared by the job's legs */
+	const struct bc_memory *memory;		/* emulation's buffers (NULL: host memory) */
 };
 
 /* Defaults in, then checked: 0 or -EINVAL. */

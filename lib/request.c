@@ -10,7 +10,7 @@
 /* Every byte offset must fit in off_t: pread() and pwrite() take no more. */
 #define OFF_MAX ((uint64_t)INT64_MAX)
 #define KNOWN_FLAGS (BLKCOPY_NOEMULATION | BLKCOPY_NOOFFLOAD | BLKCOPY_SYNC | BLKCOPY_BUFFERED | \
-		     BLKCOPY_VERIFY)
+		     BLKCOPY_VERIFY | BLKCOPY_P2P)
 
 /*
  * Two devices are the same medium when the same file holds both (a file and

@@ -13,10 +13,16 @@
 int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size)
 {
 	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(devno), minor(devno), attr);
+	return bc_sysfs_read_path(path, buf, size);
+}
+
+int bc_sysfs_read_path(const char *path, char *buf, size_t size)
+{
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s", major(devno), minor(devno), attr);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

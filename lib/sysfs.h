@@ -10,6 +10,9 @@
 /* A sysfs attribute of a block device ("partition", "loop/backing_file"), first line only. */
 int bc_sysfs_read(dev_t devno, const char *attr, char *buf, size_t size);
 
+/* Any sysfs attribute by its path, first line only. */
+int bc_sysfs_read_path(const char *path, char *buf, size_t size);
+
 /* The block device has the attribute (or directory) @attr. */
 bool bc_sysfs_exists(dev_t devno, const char *attr);
 

@@ -165,6 +165,9 @@ static void usage_copy(FILE *f)
 		"      --journal FILE       record the request and its committed prefix in FILE (new)\n"
 		"      --resume             continue the copy that --journal FILE records\n"
 		"      --buffered           emulate through the page cache, not O_DIRECT\n"
+		"      --p2p[=src|dst]      stage emulated bytes in PCI peer-to-peer memory (an NVMe\n"
+		"                           controller memory buffer), never in host RAM: the source's\n"
+		"                           or the first DST's; default: the source's if it has some\n"
 		"      --queue-depth N      emulation I/Os in flight (default 128)\n"
 		"      --max-inflight SIZE  emulation buffer memory (default 16m)\n"
 		"      --chunk-size SIZE    bytes per emulated write (default 1m)\n"
@@ -192,7 +195,7 @@ struct copy_args {
 
 enum {
 	OPT_NO_OFFLOAD = 256, OPT_NO_EMULATION, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
-	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY, OPT_RATE, OPT_JOURNAL, OPT_RESUME,
+	OPT_NO_SYNC, OPT_BUFFERED, OPT_QD, OPT_INFLIGHT, OPT_CHUNK, OPT_NATIVE_MIN, OPT_VERIFY, OPT_RATE, OPT_JOURNAL, OPT_RESUME, OPT_P2P,
 };
 
 static int size_opt(const char *name, const char *arg, uint64_t *v)
@@ -247,6 +250,7 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "journal", required_argument, NULL, OPT_JOURNAL },
 		{ "resume", no_argument, NULL, OPT_RESUME },
+		{ "p2p", optional_argument, NULL, OPT_P2P },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -294,6 +298,19 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 		case OPT_VERIFY: a->opts.flags |= BLKCOPY_VERIFY; break;
 		case OPT_JOURNAL: a->journal = optarg; break;
 		case OPT_RESUME: a->resume = true; break;
+		case OPT_P2P:
+			a->opts.flags |= BLKCOPY_P2P;
+			if (!optarg || !strcmp(optarg, "auto")) {
+				a->opts.p2p_memory = BLKCOPY_P2P_AUTO;
+			} else if (!strcmp(optarg, "src")) {
+				a->opts.p2p_memory = BLKCOPY_P2P_SRC;
+			} else if (!strcmp(optarg, "dst")) {
+				a->opts.p2p_memory = BLKCOPY_P2P_DST;
+			} else {
+				msg("--p2p: want src, dst or auto, not '%s'", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_RATE:
 			if (size_opt("--rate", optarg, &a->opts.rate) || !a->opts.rate) {
 				msg("--rate: want a size per second, more than 0");
@@ -334,6 +351,10 @@ static int parse_copy_args(int argc, char **argv, struct copy_args *a)
 	}
 	if ((a->opts.flags & BLKCOPY_NOOFFLOAD) && (a->opts.flags & BLKCOPY_NOEMULATION)) {
 		msg("copy: --no-offload and --no-emulation leave no way to copy");
+		return -EINVAL;
+	}
+	if ((a->opts.flags & BLKCOPY_P2P) && (a->opts.flags & BLKCOPY_BUFFERED)) {
+		msg("copy: --p2p moves data by O_DIRECT only: not with --buffered");
 		return -EINVAL;
 	}
 	if (a->resume && !a->journal) {
@@ -453,6 +474,11 @@ static void stats_json(const struct blkcopy_stats *st, bool verify, int err)
 	       ",\"emulated_seconds\":%.6f",
 	       st->native_min, st->native_min_learnt ? "true" : "false", st->native_commands,
 	       (double)st->native_ns / 1e9, (double)st->emulated_busy_ns / 1e9);
+	printf(",\"p2p_bytes\":%" PRIu64 ",\"p2p_memory\":", st->p2p_bytes);
+	if (st->p2p_pci[0])
+		json_string(stdout, st->p2p_pci);
+	else
+		fputs("null", stdout);
 	if (!verify) {
 		fputs(",\"verified\":null,\"verified_bytes\":0,\"mismatch_offset\":null", stdout);
 		return;
@@ -833,6 +859,9 @@ static void print_result_line(const struct copy_args *a, const struct copy_resul
 	       r->p.native_bytes, r->p.emulated_bytes, method_of(&r->p));
 	if (a->nr_dst == 1)
 		print_policy(&r->st);
+	if (a->opts.flags & BLKCOPY_P2P)
+		printf("%s%" PRIu64 " bytes staged in the P2P memory of %s\n", name, r->st.p2p_bytes,
+		       r->st.p2p_pci);
 	if (a->opts.flags & BLKCOPY_VERIFY)
 		printf("%sverified %" PRIu64 " bytes: the destination holds the source ranges\n",
 		       name, r->st.verified_bytes);
@@ -1149,6 +1178,40 @@ static void limits_text(const struct blkcopy_info *i)
 	       i->limits.max_copy_nr_ranges, i->limits.max_copy_range_sectors, i->native_reason);
 }
 
+/* The PCI function under a block device and its P2P memory ("p2p": null when it is on none). */
+static void p2p_json(struct blkcopy_dev *d)
+{
+	struct blkcopy_p2p_info p;
+
+	fputs(",\"p2p\":", stdout);
+	if (blkcopy_dev_p2p(d, &p)) {
+		fputs("null", stdout);
+		return;
+	}
+	fputs("{\"pci\":", stdout);
+	json_string(stdout, p.pci);
+	fputs(",\"driver\":", stdout);
+	json_string(stdout, p.driver);
+	printf(",\"memory\":%s,\"published\":%s,\"size\":%" PRIu64 ",\"available\":%" PRIu64 "}",
+	       p.has_memory ? "true" : "false", p.published ? "true" : "false", p.size,
+	       p.available);
+}
+
+static void p2p_text(struct blkcopy_dev *d)
+{
+	struct blkcopy_p2p_info p;
+	char a[32], b[32];
+
+	if (blkcopy_dev_p2p(d, &p))
+		return;
+	if (!p.has_memory)
+		printf("  p2p_memory              none (PCI %s, driver %s)\n", p.pci, p.driver);
+	else
+		printf("  p2p_memory              %s, %s available, %s (PCI %s, driver %s)\n",
+		       human(p.size, a, sizeof(a)), human(p.available, b, sizeof(b)),
+		       p.published ? "published" : "not published", p.pci, p.driver);
+}
+
 static int cmd_limits(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1194,11 +1257,13 @@ static int cmd_limits(int argc, char **argv)
 		if (json) {
 			limits_json(&info, !shown);
 			zones_json(&info, &zs);
+			p2p_json(d);
 			mapping_json(d);
 			putchar('}');
 		} else {
 			limits_text(&info);
 			zones_text(&info, &zs);
+			p2p_text(d);
 			mapping_text(d);
 		}
 		shown++;
