@@ -6,14 +6,15 @@
 # run tests/lab/*.sh in the guest, then boot a second guest as an iSCSI
 # target (lab/host/iscsi.sh) and run tests/lab/iscsi/*.sh on the host against
 # it, then cut the power of a journalled copy and resume it in another boot
-# (lab/host/powercut.sh); report one PASS/FAIL/SKIP line per check, ending
-# with "N passed, N failed".
+# (lab/host/powercut.sh), then boot a kernel of the lab's own with PCI
+# peer-to-peer memory and run tests/lab/p2p/*.sh in it (lab/host/p2p.sh);
+# report one PASS/FAIL/SKIP line per check, ending with "N passed, N failed".
 #
 #   sudo bash lab/run.sh [--keep] [--only REGEX] [--timeout SECONDS] [--env KEY=VALUE]...
 #                        [--iscsi-keep] [--iscsi-start]
 #
-# --only REGEX picks scripts of both phases by file name, and the power-cut
-# phase by the name "powercut"; a phase with nothing picked does not boot
+# --only REGEX picks scripts of every phase by file name, the power-cut
+# phase by the name "powercut" and the P2P phase by "p2p"; a phase with nothing picked does not boot
 # (--only iscsi: the iSCSI phase alone; --only powercut: the power cut alone).
 # --iscsi-keep leaves the iSCSI target running after its scripts (and the run
 # directory in place) for running tests/lab/iscsi/*.sh by hand; --iscsi-start
@@ -77,6 +78,7 @@ LAB_ONLY_RE=""	# --only, for the host's choice of phases and of iSCSI scripts
 
 . "$top/lab/host/iscsi.sh"
 . "$top/lab/host/powercut.sh"
+. "$top/lab/host/p2p.sh"
 . "$top/lab/host/qemu.sh"
 GUEST_ENV=()	# KEY=VALUE pairs for the guest besides the LAB_* environment
 
@@ -186,16 +188,17 @@ guest_scripts_match() {
 }
 
 main() {
-	local t0=$SECONDS t run_guest=1 run_iscsi=1 run_powercut=1 rc=0
+	local t0=$SECONDS t run_guest=1 run_iscsi=1 run_powercut=1 run_p2p=1 rc=0
 
 	parse_args "$@"
 	[[ $EUID -eq 0 ]] || die "run as root (sudo bash lab/run.sh): it installs packages and caches the kernel in $LAB_CACHE"
 	guest_scripts_match || run_guest=0
 	[[ -n $(iscsi_scripts) ]] || run_iscsi=0
 	powercut_wanted || run_powercut=0
-	[[ $ISCSI_MODE == run ]] || run_guest=0 run_iscsi=1 run_powercut=0
-	[[ $run_guest == 1 || $run_iscsi == 1 || $run_powercut == 1 ]] ||
-		die "no test script in tests/lab or tests/lab/iscsi matches '$LAB_ONLY_RE' (nor does powercut)"
+	p2p_wanted || run_p2p=0
+	[[ $ISCSI_MODE == run ]] || run_guest=0 run_iscsi=1 run_powercut=0 run_p2p=0
+	[[ $run_guest == 1 || $run_iscsi == 1 || $run_powercut == 1 || $run_p2p == 1 ]] ||
+		die "no test script in tests/lab, tests/lab/iscsi or tests/lab/p2p matches '$LAB_ONLY_RE' (nor does powercut)"
 
 	t=$SECONDS
 	install_host_packages || die "could not install the host packages (${HOST_PKGS[*]})"
@@ -228,6 +231,9 @@ main() {
 	fi
 	if [[ $run_powercut == 1 ]]; then
 		powercut_phase || rc=1
+	fi
+	if [[ $run_p2p == 1 ]]; then
+		p2p_phase || rc=1
 	fi
 	# A run that checked nothing did not pass (--iscsi-start checks the target).
 	[[ $R_FAILED -eq 0 && $R_PASSED -gt 0 ]] || rc=1

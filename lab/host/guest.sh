@@ -133,14 +133,15 @@ console_tail() {
 		awk '{ print "  | " $0 }'
 }
 
-# guest_failed WHY: the guest did not finish; counted as one failure, with
-# the end of the console for the log.
+# guest_failed WHY [PREFIX]: the guest did not finish; counted as one
+# failure, with the end of the console for the log.
 guest_failed() {
-	echo "FAIL lab: guest $1; last console lines ($LAB_RUN/console.log):"
-	console_tail "$LAB_RUN/console.log" 30
-	if [[ -s $LAB_RUN/qemu.log ]]; then
+	local pre=${2:-}
+	echo "FAIL lab: ${pre:+${pre%-} }guest $1; last console lines ($LAB_RUN/${pre}console.log):"
+	console_tail "$LAB_RUN/${pre}console.log" 30
+	if [[ -s $LAB_RUN/${pre}qemu.log ]]; then
 		echo "  qemu said:"
-		console_tail "$LAB_RUN/qemu.log" 10
+		console_tail "$LAB_RUN/${pre}qemu.log" 10
 	fi
 	R_FAILED=$((R_FAILED + 1))
 }
@@ -153,49 +154,53 @@ panicked_before_init() {
 	[[ ! -s $2 ]] && grep -aq 'Kernel panic' "$1"
 }
 
-# boot_and_collect: boot under a hard time limit, echo the results as they
-# come, return 0 only for a finished run with passes and no failures
-# (print_summary then prints the counts).  A kernel that panics before /init
-# gets one more boot.
+# boot_and_collect [BUILDER [PREFIX]]: boot under a hard time limit, echo
+# the results as they come, return 0 only for a finished run with passes and
+# no failures (print_summary then prints the counts).  BUILDER fills QEMU
+# (default qemu_command, the device guest); PREFIX names its files in
+# $LAB_RUN (PREFIXconsole.log, PREFIXresults.log).  A kernel that panics
+# before /init gets one more boot.
 boot_and_collect() {
-	local rc try
+	local build=${1:-qemu_command} pre=${2:-} rc try
+	local console=$LAB_RUN/${pre}console.log results=$LAB_RUN/${pre}results.log
 	for try in 1 2; do
-		boot_once
+		boot_once "$build" "$pre"
 		rc=$?
-		[[ $R_END != 1 && $try == 1 ]] && panicked_before_init "$LAB_RUN/console.log" "$LAB_RUN/results.log" ||
+		[[ $R_END != 1 && $try == 1 ]] && panicked_before_init "$console" "$results" ||
 			break
-		cp "$LAB_RUN/console.log" "$LAB_RUN/console-boot1.log"
-		result_line "INFO lab: the guest kernel panicked before /init ($(grep -a -m1 -o 'Oops:.*\|Kernel panic.*' "$LAB_RUN/console.log" | tr -d '\r')); booting it once more (first console: $LAB_RUN/console-boot1.log)"
+		cp "$console" "$LAB_RUN/${pre}console-boot1.log"
+		result_line "INFO lab: the guest kernel panicked before /init ($(grep -a -m1 -o 'Oops:.*\|Kernel panic.*' "$console" | tr -d '\r')); booting it once more (first console: $LAB_RUN/${pre}console-boot1.log)"
 	done
 
 	if [[ $R_END != 1 ]]; then
 		if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-			guest_failed "timed out after $LAB_TIMEOUT s before the end of its run (raise --timeout or LAB_TIMEOUT)"
-		elif grep -aq 'Kernel panic' "$LAB_RUN/console.log"; then
-			guest_failed "kernel panicked ($(grep -a -m1 -o 'Kernel panic.*' "$LAB_RUN/console.log" | tr -d '\r'))"
+			guest_failed "timed out after $LAB_TIMEOUT s before the end of its run (raise --timeout or LAB_TIMEOUT)" "$pre"
+		elif grep -aq 'Kernel panic' "$console"; then
+			guest_failed "kernel panicked ($(grep -a -m1 -o 'Kernel panic.*' "$console" | tr -d '\r'))" "$pre"
 		elif [[ $rc -ne 0 ]]; then
-			guest_failed "did not run: qemu exited with status $rc"
+			guest_failed "did not run: qemu exited with status $rc" "$pre"
 		else
-			guest_failed "stopped without its end-of-run marker '$LAB_END_MARKER'"
+			guest_failed "stopped without its end-of-run marker '$LAB_END_MARKER'" "$pre"
 		fi
 	fi
 	[[ $R_FAILED -eq 0 && $R_PASSED -gt 0 && $R_END -eq 1 ]]
 }
 
-# boot_once: one boot; QEMU's exit status.
+# boot_once BUILDER PREFIX: one boot; QEMU's exit status.
 boot_once() {
-	local qpid rc fd
-	qemu_command
-	printf '%q ' "${QEMU[@]}" >"$LAB_RUN/qemu-command.txt"
-	: >"$LAB_RUN/results.log"
-	: >"$LAB_RUN/console.log"
+	local build=$1 pre=$2 qpid rc fd
+	R_END=0
+	"$build"
+	printf '%q ' "${QEMU[@]}" >"$LAB_RUN/${pre}qemu-command.txt"
+	: >"$LAB_RUN/${pre}results.log"
+	: >"$LAB_RUN/${pre}console.log"
 	R_PARTIAL=""
-	say "booting the guest (TCG, time limit ${LAB_TIMEOUT} s; console: $LAB_RUN/console.log)"
-	timeout -k 10 "$LAB_TIMEOUT" "${QEMU[@]}" </dev/null >"$LAB_RUN/qemu.log" 2>&1 &
+	say "booting the ${pre:+${pre%-} }guest (TCG, time limit ${LAB_TIMEOUT} s; console: $LAB_RUN/${pre}console.log)"
+	timeout -k 10 "$LAB_TIMEOUT" "${QEMU[@]}" </dev/null >"$LAB_RUN/${pre}qemu.log" 2>&1 &
 	qpid=$!
 	trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
 		echo "FAIL lab: interrupted"; R_FAILED=$((R_FAILED + 1)); print_summary; exit 130' INT TERM HUP
-	exec {fd}<"$LAB_RUN/results.log"
+	exec {fd}<"$LAB_RUN/${pre}results.log"
 	while kill -0 "$qpid" 2>/dev/null; do
 		read_results "$fd"
 		sleep 1

@@ -14,7 +14,7 @@ GUEST_TOOLS=(bash jq sfdisk partx blockdev losetup lsblk nvme dmsetup blkzone
 	dd md5sum sha256sum cmp timeout stat truncate head tail sort od mktemp sync split setpriv tc)
 
 # The test programs of tests/lab (tests/lab/meson.build), from build-lab.
-LAB_PROGRAMS=(dm_table_change dm_handle_reuse job_drive)
+LAB_PROGRAMS=(dm_table_change dm_handle_reuse job_drive p2p_stamp)
 
 # Busybox applets the guest must not have: the kernel would call "modprobe"
 # on its own, and the rest would only shadow nothing useful.
@@ -50,7 +50,7 @@ add_binary() {
 
 initramfs_skeleton() {
 	local root=$1
-	mkdir -p "$root"/{usr/bin,usr/lib/x86_64-linux-gnu,usr/lib64,dev,proc,sys,tmp,run,mnt,root,etc/lab,lab/tests,lab/guest}
+	mkdir -p "$root"/{usr/bin,usr/lib/x86_64-linux-gnu,usr/lib64,dev,proc,sys,tmp,run,mnt,root,etc/lab,lab/tests/p2p,lab/guest}
 	ln -s usr/bin "$root/bin"
 	ln -s usr/bin "$root/sbin"
 	ln -s bin "$root/usr/sbin"
@@ -109,7 +109,8 @@ project_cpio() {
 	install_busybox "$root" || return 1
 	install -m 755 "$top/lab/guest/init" "$root/init" &&
 		install -m 644 "$top"/lab/guest/*.sh "$root/lab/guest/" &&
-		install -m 644 "$top"/tests/lab/*.sh "$root/lab/tests/" || return 1
+		install -m 644 "$top"/tests/lab/*.sh "$root/lab/tests/" &&
+		install -m 644 "$top"/tests/lab/p2p/*.sh "$root/lab/tests/p2p/" || return 1
 	guest_config "$root/etc/lab/config" || return 1
 	cpio_pack "$root" "$out"
 }

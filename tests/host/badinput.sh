@@ -275,6 +275,29 @@ case_no_emulation_files() {
 	cp "$D/dst.orig" "$D/dst"
 }
 
+# --p2p where there is no PCI peer-to-peer memory (files here; loop
+# devices below): refused with the reason, nothing written; its own usage
+# errors.  The lab proves it where there is some (tests/lab/p2p).
+case_p2p_refused() {
+	expect_err 1 "no P2P memory to stage the copy in" "$D/dst" -- \
+		copy --p2p --range 0:4096 "$D/src" "$D/dst" || return 1
+	expect_err 1 "is not on a PCI device" "$D/dst" -- \
+		copy --p2p=dst --range 0:4096 "$D/src" "$D/dst" || return 1
+	expect_err 2 "want src, dst or auto" "$D/dst" -- \
+		copy --p2p=cmb --range 0:4096 "$D/src" "$D/dst" || return 1
+	expect_err 2 "not with --buffered" "$D/dst" -- \
+		copy --p2p --buffered --range 0:4096 "$D/src" "$D/dst" || return 1
+	if [[ $HAVE_LOOP -eq 1 ]]; then
+		local L
+		L=$(losetup -f --show "$D/dst") || { WHY="losetup failed"; return 1; }
+		expect_err 1 "is not on a PCI device" "$D/dst" -- \
+			copy --p2p --range 0:4096 "$D/src" "$L"
+		local rc=$?
+		losetup -d "$L"
+		return "$rc"
+	fi
+}
+
 # --------------------------------------------------------------------------
 # Root and loop devices.
 
@@ -384,4 +407,5 @@ t_case read-only-loop case_readonly_loop
 t_case read-only-mount case_readonly_mount
 t_case read-only-permissions case_readonly_perm
 t_case no-emulation-loop case_no_emulation_loop
+t_case p2p-refused case_p2p_refused
 t_finish
