@@ -11,7 +11,7 @@
 # report one PASS/FAIL/SKIP line per check, ending with "N passed, N failed".
 #
 #   sudo bash lab/run.sh [--keep] [--only REGEX] [--timeout SECONDS] [--env KEY=VALUE]...
-#                        [--iscsi-keep] [--iscsi-start]
+#                        [--iscsi-keep] [--iscsi-start] [--p2p-kernel]
 #
 # --only REGEX picks scripts of every phase by file name, the power-cut
 # phase by the name "powercut" and the P2P phase by "p2p"; a phase with nothing picked does not boot
@@ -19,6 +19,8 @@
 # --iscsi-keep leaves the iSCSI target running after its scripts (and the run
 # directory in place) for running tests/lab/iscsi/*.sh by hand; --iscsi-start
 # only boots it (no script runs); bash lab/host/iscsi.sh stop ends it.
+# --p2p-kernel only builds the P2P guest's kernel into the cache (or finds
+# it there): CI starts it early, beside the host tests.
 #
 # Runs as root on Debian 12: installs the host packages it needs, downloads
 # Debian's current kernel package into a cache (it is never installed on the
@@ -75,6 +77,7 @@ LAB_BENCH=${LAB_BENCH:-0}
 KEEP=0
 ISCSI_MODE=run	# run | keep (--iscsi-keep) | start (--iscsi-start)
 LAB_ONLY_RE=""	# --only, for the host's choice of phases and of iSCSI scripts
+P2P_KERNEL_ONLY=0	# --p2p-kernel: build (or find) the P2P guest's kernel, nothing else
 
 . "$top/lab/host/iscsi.sh"
 . "$top/lab/host/powercut.sh"
@@ -110,6 +113,7 @@ parse_args() {
 		--only=*) GUEST_ENV+=("LAB_ONLY=${1#*=}"); LAB_ONLY_RE=${1#*=} ;;
 		--iscsi-keep) ISCSI_MODE=keep ;;
 		--iscsi-start) ISCSI_MODE=start ;;
+		--p2p-kernel) P2P_KERNEL_ONLY=1 ;;
 		--timeout) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--timeout needs a number of seconds"; LAB_TIMEOUT=$2; shift ;;
 		--timeout=*) LAB_TIMEOUT=${1#*=}; [[ $LAB_TIMEOUT =~ ^[0-9]+$ ]] || die "bad --timeout" ;;
 		--env) [[ ${2:-} == *=* ]] || die "--env needs KEY=VALUE"; GUEST_ENV+=("$2"); shift ;;
@@ -192,6 +196,11 @@ main() {
 
 	parse_args "$@"
 	[[ $EUID -eq 0 ]] || die "run as root (sudo bash lab/run.sh): it installs packages and caches the kernel in $LAB_CACHE"
+	if [[ $P2P_KERNEL_ONLY == 1 ]]; then
+		mkdir -p "$LAB_CACHE" && p2p_kernel_prepare || die "could not prepare the P2P guest kernel"
+		say "P2P guest kernel: $P2P_KERNEL ($(elapsed "$t0"))"
+		return 0
+	fi
 	guest_scripts_match || run_guest=0
 	[[ -n $(iscsi_scripts) ]] || run_iscsi=0
 	powercut_wanted || run_powercut=0

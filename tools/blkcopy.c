@@ -616,6 +616,11 @@ static void report_invalid(int err, const struct copy_args *a, size_t dst, size_
 	if (a->nr_dst > 1 && dst != SIZE_MAX)
 		snprintf(who, sizeof(who), "destination %zu (%s): ", dst + 1,
 			 shown_name(a->dst[dst], buf, sizeof(buf)));
+	/* A --p2p refusal is not about native copy: say what it is. */
+	if (err == -EOPNOTSUPP && (a->opts.flags & BLKCOPY_P2P) && strstr(why, "P2P")) {
+		msg("copy: %s--p2p: the copy cannot be staged in P2P memory: %s", who, why);
+		return;
+	}
 	if (bad == SIZE_MAX) {
 		msg("copy: %s%s%s%s", who, blkcopy_strerror(err), sep, why);
 		return;

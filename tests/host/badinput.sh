@@ -283,6 +283,8 @@ case_p2p_refused() {
 		copy --p2p --range 0:4096 "$D/src" "$D/dst" || return 1
 	expect_err 1 "is not on a PCI device" "$D/dst" -- \
 		copy --p2p=dst --range 0:4096 "$D/src" "$D/dst" || return 1
+	expect_err 1 "P2P memory is reached by O_DIRECT only" "$D/dst" -- \
+		copy --p2p --range 100:4096 "$D/src" "$D/dst" || return 1
 	expect_err 2 "want src, dst or auto" "$D/dst" -- \
 		copy --p2p=cmb --range 0:4096 "$D/src" "$D/dst" || return 1
 	expect_err 2 "not with --buffered" "$D/dst" -- \
