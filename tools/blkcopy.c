@@ -175,7 +175,7 @@ static void usage_copy(FILE *f)
 		"                           native; auto (default): learnt where small commands cost\n"
 		"                           more than they copy (SCSI EXTENDED COPY)\n"
 		"\n"
-		"Sizes: bytes, or with a suffix s (512-byte sectors), k, m, g, t.\n",
+		"Sizes: bytes, or with a suffix s (512-byte sectors), k, m, g, t; or hex (0x1000).\n",
 		prog, BLKCOPY_MAX_TARGETS);
 }
 

@@ -6,11 +6,34 @@
 
 #include "parse.h"
 
+/* "0x" and hex digits to the end, as nvme-cli and sg3_utils print offsets; no suffix. */
+static int parse_hex_n(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len <= 2)
+		return -EINVAL;
+	for (size_t i = 2; i < len; i++) {
+		const int c = tolower((unsigned char)s[i]);
+		const unsigned int d = isdigit(c) ? (unsigned int)(c - '0') : (unsigned int)(c - 'a' + 10);
+
+		if (!isxdigit(c))
+			return -EINVAL;
+		if (v >> 60)
+			return -EOVERFLOW;
+		v = v << 4 | d;
+	}
+	*out = v;
+	return 0;
+}
+
 static int parse_size_n(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0, mult = 1;
 	size_t i = 0;
 
+	if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		return parse_hex_n(s, len, out);
 	if (!len || !isdigit((unsigned char)s[0]))
 		return -EINVAL;
 	for (; i < len && isdigit((unsigned char)s[i]); i++) {

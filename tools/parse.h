@@ -10,8 +10,9 @@
 
 /*
  * A size: decimal digits with an optional suffix s (512-byte sectors),
- * k, m, g, t (powers of 1024), either case.  Returns 0, -EINVAL for bad
- * syntax, -EOVERFLOW when it does not fit in 64 bits.
+ * k, m, g, t (powers of 1024), either case; or "0x" and hex digits, without
+ * a suffix.  Returns 0, -EINVAL for bad syntax, -EOVERFLOW when it does not
+ * fit in 64 bits.
  */
 int parse_size(const char *s, uint64_t *out);
 

@@ -159,7 +159,19 @@ case_suffixes() {
 		test "$RC" -eq 1 || return 1
 	t_ok "--range 0:1t: expected 'source range past the end of the source', got $(bcp_what)" \
 		grep -qF "source range past the end of the source" "$T_ERR" || return 1
-	t_ok "--range 0:1t changed the destination" cmp -s "$D/x.orig" "$D/x.dst"
+	t_ok "--range 0:1t changed the destination" cmp -s "$D/x.orig" "$D/x.dst" || return 1
+	# Hex, as nvme-cli prints offsets: 0x40000000 = 1 GiB, 0x400 = 1 KiB, in a
+	# ranges file too; the suffixes stay decimal-only.
+	bcp_ok copy --range 0x40000000:0x10000 --range 0X400:0xc00 --dst-offset 0x200 \
+		"$D/x.src" "$D/x.dst" || return 1
+	verify_copy "$D/x.src" "$D/x.dst" "$D/x.orig" 512 "$G:65536" 1024:3072 || return 1
+	cp "$D/x.orig" "$D/x.dst"
+	printf '0x100000:0x800\n' | bcp_ok copy --ranges-from - --dst-offset 0x0 "$D/x.src" "$D/x.dst" || return 1
+	verify_copy "$D/x.src" "$D/x.dst" "$D/x.orig" 0 "$MiB:2048" || return 1
+	cp "$D/x.orig" "$D/x.dst"
+	bcp copy --range 0x10k:4k "$D/x.src" "$D/x.dst"
+	t_ok "--range 0x10k:4k: expected a usage error, got $(bcp_what)" test "$RC" -eq 2 || return 1
+	t_ok "--range 0x10k:4k changed the destination" cmp -s "$D/x.orig" "$D/x.dst"
 }
 
 case_json() {

@@ -36,7 +36,20 @@ int main(void)
 	size("1x", -EINVAL, 0);
 	size("1kk", -EINVAL, 0);
 	size(" 1", -EINVAL, 0);
-	size("0x10", -EINVAL, 0);
+	/* Hex, as nvme-cli and sg3_utils print offsets: no suffix. */
+	size("0x10", 0, 16);
+	size("0X1000", 0, 4096);
+	size("0xdeadBEEF", 0, 0xdeadbeefull);
+	size("0x0", 0, 0);
+	size("0x00000000000000000000ffffffffffffffff", 0, UINT64_MAX);
+	size("0xffffffffffffffff", 0, UINT64_MAX);
+	size("0x10000000000000000", -EOVERFLOW, 0);
+	size("0x", -EINVAL, 0);
+	size("0x10k", -EINVAL, 0);
+	size("0xg", -EINVAL, 0);
+	size("0x-1", -EINVAL, 0);
+	size("x10", -EINVAL, 0);
+	size("00x10", -EINVAL, 0);
 
 	struct blkcopy_range r;
 	CHECK_EQ(parse_range("1m:4k", &r), 0);
@@ -46,6 +59,10 @@ int main(void)
 	CHECK_EQ(parse_range("4k:", &r), -EINVAL);
 	CHECK_EQ(parse_range("1:2:3", &r), -EINVAL);
 	CHECK_EQ(parse_range("99999999999999999999:1", &r), -EOVERFLOW);
+	CHECK_EQ(parse_range("0x100000:0x1000", &r), 0);
+	CHECK(r.offset == 1u << 20 && r.len == 4096, "0x100000:0x1000");
+	CHECK_EQ(parse_range("0x10:4k", &r), 0);
+	CHECK(r.offset == 16 && r.len == 4096, "0x10:4k");
 
 	char text[] = "# a comment\n0:4k\n\n  8k:4k  \n\t# indented comment\n16s:1s";
 	FILE *f = fmemopen(text, strlen(text), "r");
