@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev liburing-dev libiscsi-dev
-      util-linux fdisk jq time valgrind xfsprogs btrfs-progs e2fsprogs)
+      util-linux fdisk jq time valgrind xfsprogs btrfs-progs e2fsprogs python3-dev python3-pytest)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
