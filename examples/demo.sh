@@ -9,9 +9,14 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-bash scripts/deps.sh
-bash scripts/build.sh build
-blkcopy=$top/build/tools/blkcopy
+# BLKCOPY=/usr/bin/blkcopy: the installed one (the packages), nothing built.
+if [ -n "${BLKCOPY:-}" ]; then
+	blkcopy=$BLKCOPY
+else
+	bash scripts/deps.sh
+	bash scripts/build.sh build
+	blkcopy=$top/build/tools/blkcopy
+fi
 
 work=$(mktemp -d /tmp/blkcopy-demo.XXXXXX)
 loops=()
