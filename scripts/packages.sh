@@ -44,10 +44,12 @@ build() {
 }
 
 lint() {
-	local l
-	l=$(lintian --fail-on error,warning "$out"/*.changes 2>&1 | grep -v 'running with root privileges') || { echo "$l"; return 1; }
+	local l rc
+	l=$(lintian --fail-on error,warning "$out"/*.changes 2>&1)
+	rc=$?
+	l=$(grep -v 'running with root privileges' <<<"$l")
 	echo "$l"
-	[[ -z $l ]]
+	[[ $rc -eq 0 && -z $l ]]
 }
 
 install_debs() {
@@ -94,9 +96,9 @@ python_module() {
 	d=$(mktemp -d)
 	# From elsewhere, so that only the installed module can be imported.
 	cp python/test_blkcopy.py "$d/" &&
-		(cd "$d" && python3 -c 'import blkcopy; print(blkcopy.__file__, blkcopy.version())' &&
-			python3 -c 'import blkcopy, sys; sys.exit(not blkcopy.__file__.startswith("/usr/lib/python3/dist-packages/"))' &&
-			python3 -m pytest -q -p no:cacheprovider test_blkcopy.py)
+		(cd "$d" && /usr/bin/python3 -c 'import blkcopy; print(blkcopy.__file__, blkcopy.version())' &&
+			/usr/bin/python3 -c 'import blkcopy, sys; sys.exit(not blkcopy.__file__.startswith("/usr/lib/python3/dist-packages/"))' &&
+			/usr/bin/python3 -m pytest -q -p no:cacheprovider test_blkcopy.py)
 	local rc=$?
 	rm -rf "$d"
 	return "$rc"
