@@ -65,25 +65,9 @@ demo() {
 c_program() {
 	local d
 	d=$(mktemp -d)
-	cat >"$d/use.c" <<-'EOC'
-	#include <blkcopy.h>
-	#include <stdio.h>
-	int main(void)
-	{
-		struct blkcopy_dev *s, *d;
-		struct blkcopy_range r = { 4096, 8192 };
-		if (blkcopy_open("a", BLKCOPY_OPEN_READ, &s) ||
-		    blkcopy_open("b", BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE, &d))
-			return 1;
-		ssize_t n = blkcopy_copy(s, &r, 1, d, 0, BLKCOPY_SYNC);
-		printf("libblkcopy %s copied %zd bytes\n", blkcopy_version(), n);
-		blkcopy_close(s);
-		blkcopy_close(d);
-		return n == 8192 ? 0 : 1;
-	}
-	EOC
-	(cd "$d" && cc -std=c17 -Wall -Wextra -Werror use.c -o use $(pkg-config --cflags --libs blkcopy) &&
-		head -c 64k /dev/urandom >a && truncate -s 64k b && ./use && cmp -n 8192 -i 4096:0 a b &&
+	cc -std=c17 -Wall -Wextra -Werror tests/installed-program.c -o "$d/use" $(pkg-config --cflags --libs blkcopy) &&
+		(cd "$d" &&
+		head -c 64k /dev/urandom >a && truncate -s 64k b && ./use a b && cmp -n 8192 -i 4096:0 a b &&
 		ldd ./use | grep -q '/lib/x86_64-linux-gnu/libblkcopy.so.0' &&
 		man -w blkcopy_copy blkcopy_dev_p2p >/dev/null)
 	local rc=$?

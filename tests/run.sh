@@ -114,24 +114,7 @@ if [ $quick = 0 ]; then
 	inst=$(mktemp -d)
 	if meson install -C build --destdir "$inst" >/dev/null &&
 		pc=$(dirname "$(find "$inst" -name blkcopy.pc)") &&
-		cat >"$inst/use.c" <<-'EOC' &&
-		#include <blkcopy.h>
-		#include <stdio.h>
-		int main(int argc, char **argv)
-		{
-			struct blkcopy_dev *s, *d;
-			struct blkcopy_range r = { 4096, 8192 };
-			if (argc != 3 || blkcopy_open(argv[1], BLKCOPY_OPEN_READ, &s) ||
-			    blkcopy_open(argv[2], BLKCOPY_OPEN_READ | BLKCOPY_OPEN_WRITE, &d))
-				return 1;
-			ssize_t n = blkcopy_copy(s, &r, 1, d, 0, BLKCOPY_SYNC);
-			printf("%s %zd\n", blkcopy_version(), n);
-			blkcopy_close(s);
-			blkcopy_close(d);
-			return n == 8192 ? 0 : 1;
-		}
-		EOC
-		cc -std=c17 -Wall -Wextra -Werror "$inst/use.c" -o "$inst/use" \
+		cc -std=c17 -Wall -Wextra -Werror tests/installed-program.c -o "$inst/use" \
 			$(PKG_CONFIG_PATH=$pc PKG_CONFIG_SYSROOT_DIR=$inst pkg-config --cflags --libs blkcopy) &&
 		head -c 64k /dev/urandom >"$inst/a" && truncate -s 64k "$inst/b" &&
 		LD_LIBRARY_PATH=$(dirname "$(find "$inst" -name libblkcopy.so)") "$inst/use" "$inst/a" "$inst/b" &&
