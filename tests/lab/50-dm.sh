@@ -593,7 +593,7 @@ case_verify_corruption() {
 	local rc=$RC
 	cp "$T_OUT" "$T_DIR/verify.json"
 	bcp copy --no-progress --verify --range 1m:$len --dst-offset $off "$T_DIR/src.img" "/dev/mapper/$dm"
-	dmsetup remove "$dm"
+	dmsetup remove --retry "$dm"
 	[[ $rc -eq 1 ]] || { WHY="a corrupted copy exited $rc"; return 1; }
 	want=$((off + n - 1))
 	info "$T_NAME: $(jq -c '{error, verified, verified_bytes, mismatch_offset, committed}' <"$T_DIR/verify.json")"

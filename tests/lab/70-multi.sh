@@ -92,7 +92,7 @@ case_verify_one_corrupted() {
 	dd if=/dev/urandom of="$T_DIR/src.img" bs=1M count=4 status=none
 	bcp copy --json --no-progress --verify --range 1m:$len "$T_DIR/src.img" "$LUN_RDMCP" \
 		"/dev/mapper/$dm" -d "$off"
-	dmsetup remove "$dm"
+	dmsetup remove --retry "$dm"
 	info "$T_NAME: $(jq -c '[.destinations[] | {path, verified, verified_bytes, mismatch_offset}]' <"$T_OUT")"
 	[[ $RC -eq 1 ]] || { WHY="a corrupted destination exited $RC"; return 1; }
 	json_check "$T_OUT" ".destinations[0].verified == true and .destinations[0].verified_bytes == $len and
