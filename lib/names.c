@@ -51,7 +51,8 @@ const char *blkcopy_strerror(int err)
 	case EOVERFLOW: return "range arithmetic overflows";
 	case EINVAL: return "invalid argument (offset or length not aligned to the logical block size?)";
 	case ENXIO: return "source range past the end of the source";
-	case ENOSPC: return "destination range past the end of the destination";
+	/* Validation's, and a write that found its file system full. */
+	case ENOSPC: return "destination range past the end of the destination, or no space left on it";
 	case EROFS: return "destination is read-only";
 	case EBADF: return "destination not opened for writing";
 	case EADDRINUSE: return "source range overlaps the destination";
