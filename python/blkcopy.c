@@ -86,9 +86,12 @@ static int device_init(DeviceObject *self, PyObject *args, PyObject *kw)
 	ret = blkcopy_open(path, flags, &dev);
 	Py_END_ALLOW_THREADS
 	if (ret) {
+		/*
+		 * The library's account of the open, else the errno's own words
+		 * (blkcopy_strerror() words a request's errors: ENXIO is a range there).
+		 */
 		const char *why = blkcopy_open_error();
-		PyObject *msg = PyUnicode_FromFormat("%s%s%s", blkcopy_strerror(ret), *why ? ": " : "",
-						     why);
+		PyObject *msg = PyUnicode_FromString(*why ? why : strerror(-ret));
 
 		PyObject *name = PyUnicode_DecodeFSDefault(path);
 		if (msg && name) {
