@@ -300,11 +300,13 @@ static PyTypeObject DeviceType = {
 /* Requests: devices, ranges, options                                       */
 
 struct request {
-	PyObject *src, *dst;	/* Device objects (owned) */
-	bool own_src, own_dst;	/* opened here from a path: closed when done */
+	PyObject *src;		/* a Device object (owned) */
+	PyObject *dst[BLKCOPY_MAX_TARGETS];
+	bool own_src, own_dst[BLKCOPY_MAX_TARGETS];	/* opened here from a path: closed when done */
+	struct blkcopy_target t[BLKCOPY_MAX_TARGETS];
+	size_t nr_dst;
 	struct blkcopy_range *ranges;
 	size_t nr;
-	uint64_t dst_off;
 	struct blkcopy_opts opts;
 };
 
@@ -312,10 +314,13 @@ static void request_free(struct request *r)
 {
 	if (r->own_src && r->src)
 		device_close((DeviceObject *)r->src, NULL);
-	if (r->own_dst && r->dst)
-		device_close((DeviceObject *)r->dst, NULL);
 	Py_CLEAR(r->src);
-	Py_CLEAR(r->dst);
+	for (size_t k = 0; k < r->nr_dst; k++) {
+		if (r->own_dst[k] && r->dst[k])
+			device_close((DeviceObject *)r->dst[k], NULL);
+		Py_CLEAR(r->dst[k]);
+	}
+	r->nr_dst = 0;
 	PyMem_Free(r->ranges);
 	r->ranges = NULL;
 }
@@ -494,17 +499,50 @@ static int parse_options(PyObject *kw, struct blkcopy_opts *o)
 	return 0;
 }
 
+/* dst: one device (a path or a Device), or a list or tuple of them. */
+static bool several(PyObject *o)
+{
+	return PyList_Check(o) || PyTuple_Check(o);
+}
+
 static int request_parse(PyObject *src, PyObject *dst, PyObject *ranges, PyObject *dst_off,
 			 PyObject *kw, struct request *r)
 {
+	const Py_ssize_t n = several(dst) ? PySequence_Size(dst) : 1;
+
 	memset(r, 0, sizeof(*r));
-	if (parse_options(kw, &r->opts) || get_u64(dst_off, &r->dst_off, "dst_offset"))
+	if (parse_options(kw, &r->opts))
 		return -1;
+	if (n < 1 || n > BLKCOPY_MAX_TARGETS) {
+		PyErr_Format(PyExc_ValueError, "dst: 1 to %u destinations", BLKCOPY_MAX_TARGETS);
+		return -1;
+	}
+	if (several(dst_off) && PySequence_Size(dst_off) != n) {
+		PyErr_SetString(PyExc_ValueError, "dst_offset: one for every destination, or one int for all");
+		return -1;
+	}
 	r->src = as_device(src, false, &r->own_src);
 	if (!r->src)
 		return -1;
-	r->dst = as_device(dst, true, &r->own_dst);
-	if (!r->dst || parse_ranges(ranges, r)) {
+	for (Py_ssize_t k = 0; k < n; k++) {
+		PyObject *d = several(dst) ? PySequence_GetItem(dst, k) : (Py_INCREF(dst), dst);
+		PyObject *o = several(dst_off) ? PySequence_GetItem(dst_off, k) : (Py_INCREF(dst_off), dst_off);
+		int bad = !d || !o || get_u64(o, &r->t[k].offset, "dst_offset");
+
+		if (!bad) {
+			r->dst[k] = as_device(d, true, &r->own_dst[k]);
+			bad = !r->dst[k];
+		}
+		Py_XDECREF(d);
+		Py_XDECREF(o);
+		if (bad) {
+			request_free(r);
+			return -1;
+		}
+		r->nr_dst = (size_t)k + 1;
+		r->t[k].dev = ((DeviceObject *)r->dst[k])->dev;
+	}
+	if (parse_ranges(ranges, r)) {
 		request_free(r);
 		return -1;
 	}
@@ -516,9 +554,13 @@ static struct blkcopy_dev *src_of(const struct request *r)
 	return ((DeviceObject *)r->src)->dev;
 }
 
-static struct blkcopy_dev *dst_of(const struct request *r)
+/* OSError for @err with the device's account: the first destination that has one, else the source's. */
+static PyObject *raise_request_err(int err, const struct request *r)
 {
-	return ((DeviceObject *)r->dst)->dev;
+	for (size_t k = 0; k < r->nr_dst; k++)
+		if (*blkcopy_dev_error(r->t[k].dev))
+			return raise_err(err, r->t[k].dev, NULL);
+	return raise_err(err, src_of(r), NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -589,6 +631,7 @@ typedef struct {
 	struct blkcopy_job *job;
 	struct request req;
 	struct blkcopy_progress final;
+	struct blkcopy_progress target_final[BLKCOPY_MAX_TARGETS];
 	ssize_t result;		/* once finished */
 	bool finished;
 } JobObject;
@@ -623,23 +666,35 @@ static int job_wait_ms(JobObject *self, int ms)
 	return ret;
 }
 
+/* Wait for the end and free the library's job, keeping what progress() reports after it. */
+static void finish_now(JobObject *self)
+{
+	ssize_t n;
+
+	Py_BEGIN_ALLOW_THREADS
+	while (!blkcopy_job_wait(self->job, -1))
+		;
+	Py_END_ALLOW_THREADS
+	for (size_t k = 0; k < self->req.nr_dst; k++)
+		blkcopy_job_target_progress(self->job, k, &self->target_final[k]);
+	Py_BEGIN_ALLOW_THREADS
+	n = blkcopy_job_finish(self->job, &self->final);
+	Py_END_ALLOW_THREADS
+	self->job = NULL;
+	self->result = n;
+	self->finished = true;
+}
+
 /* Finish it (waiting for what is in flight): the bytes, or OSError with the job's error. */
 static PyObject *job_finish(JobObject *self, PyObject *unused)
 {
 	if (!self->finished) {
 		if (!job_running(self))
 			return NULL;
-		ssize_t n;
-
-		Py_BEGIN_ALLOW_THREADS
-		n = blkcopy_job_finish(self->job, &self->final);
-		Py_END_ALLOW_THREADS
-		self->job = NULL;
-		self->result = n;
-		self->finished = true;
+		finish_now(self);
 	}
 	if (self->result < 0) {
-		raise_err((int)self->result, dst_of(&self->req), src_of(&self->req));
+		raise_request_err((int)self->result, &self->req);
 		/* How much reached the destination: a caller may resume from there. */
 		PyObject *type, *value, *tb;
 		PyErr_Fetch(&type, &value, &tb);
@@ -758,11 +813,11 @@ static PyObject *job_new_from(PyObject *args, PyObject *kw, PyObject **callbackp
 		goto out;
 	}
 	Py_BEGIN_ALLOW_THREADS
-	ret = blkcopy_job_submit(src_of(&self->req), self->req.ranges, self->req.nr,
-				 dst_of(&self->req), self->req.dst_off, &self->req.opts, &self->job);
+	ret = blkcopy_job_submit_multi(src_of(&self->req), self->req.ranges, self->req.nr,
+				       self->req.t, self->req.nr_dst, &self->req.opts, &self->job);
 	Py_END_ALLOW_THREADS
 	if (ret) {
-		raise_err(ret, dst_of(&self->req), src_of(&self->req));
+		raise_request_err(ret, &self->req);
 		self->job = NULL;
 		Py_CLEAR(self);
 		goto out;
@@ -788,13 +843,32 @@ static void job_dealloc(JobObject *self)
 	PyObject_Free(self);
 }
 
-static PyObject *job_progress(JobObject *self, PyObject *unused)
+/* progress(target=None): the job's (summed over its destinations), or destination @target's. */
+static PyObject *job_progress(JobObject *self, PyObject *args, PyObject *kw)
 {
+	static char *kwlist[] = { "target", NULL };
 	struct blkcopy_progress p;
+	PyObject *target = Py_None;
+	Py_ssize_t k = -1;
 
+	if (args && !PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &target))
+		return NULL;
+	if (target != Py_None) {
+		k = PyNumber_AsSsize_t(target, PyExc_IndexError);
+		if (k == -1 && PyErr_Occurred())
+			return NULL;
+		if (k < 0 || (size_t)k >= self->req.nr_dst) {
+			PyErr_Format(PyExc_IndexError, "target %zd: the job has %zu destinations", k,
+				     self->req.nr_dst);
+			return NULL;
+		}
+	}
 	if (self->finished)
-		return progress_object(&self->final);
-	blkcopy_job_progress(self->job, &p);
+		return progress_object(k < 0 ? &self->final : &self->target_final[k]);
+	if (k < 0)
+		blkcopy_job_progress(self->job, &p);
+	else
+		blkcopy_job_target_progress(self->job, (size_t)k, &p);
 	return progress_object(&p);
 }
 
@@ -919,23 +993,9 @@ static PyObject *job_next(JobObject *self)
 	const int done = job_wait_ms(self, POLL_MS);
 	if (PyErr_CheckSignals())
 		return NULL;
-	PyObject *p = job_progress(self, NULL);
-	if (p && done) {
-		/* The last progress; finish() then returns or raises. */
-		struct blkcopy_progress last;
-
-		blkcopy_job_progress(self->job, &last);
-		if (last.finished) {
-			ssize_t n;
-
-			Py_BEGIN_ALLOW_THREADS
-			n = blkcopy_job_finish(self->job, &self->final);
-			Py_END_ALLOW_THREADS
-			self->job = NULL;
-			self->result = n;
-			self->finished = true;
-		}
-	}
+	PyObject *p = job_progress(self, NULL, NULL);
+	if (p && done)
+		finish_now(self);	/* the last progress; finish() then returns or raises */
 	return p;
 }
 
@@ -957,7 +1017,8 @@ static PyObject *job_exit(JobObject *self, PyObject *args)
 }
 
 static PyMethodDef job_methods[] = {
-	{ "progress", (PyCFunction)job_progress, METH_NOARGS, "The state of the copy now (a Progress)." },
+	{ "progress", (PyCFunction)(void (*)(void))job_progress, METH_VARARGS | METH_KEYWORDS,
+	  "progress(target=None): the state of the copy now (a Progress), of destination target if given." },
 	{ "poll", (PyCFunction)job_poll, METH_NOARGS, "Move it along without blocking; True once finished." },
 	{ "wait", (PyCFunction)job_wait, METH_VARARGS | METH_KEYWORDS,
 	  "wait(timeout=None): drive it until finished (True) or the timeout, in seconds (False)." },
@@ -1021,7 +1082,8 @@ static PyMethodDef module_methods[] = {
 	  "open(path, write=False, exclusive=False) -> Device" },
 	{ "copy", (PyCFunction)(void (*)(void))mod_copy, METH_VARARGS | METH_KEYWORDS,
 	  "copy(src, dst, ranges=None, dst_offset=0, *, progress=None, **options) -> bytes copied.\n\n"
-	  "src, dst: paths or Devices; ranges: (offset, length) pairs (None: all of src);\n"
+	  "src, dst: paths or Devices (dst may be a list of up to 16, dst_offset then one int\n"
+	  "for all or a list); ranges: (offset, length) pairs (None: all of src);\n"
 	  "options as the CLI's: no_offload, no_emulation, sync (True), buffered, verify,\n"
 	  "p2p (True, 'src', 'dst'), queue_depth, max_inflight, chunk_size, native_min, rate;\n"
 	  "progress: called with a Progress about every 100 ms." },

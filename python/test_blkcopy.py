@@ -201,3 +201,29 @@ def test_loop_devices(files):
     assert got[4096:4096 + 2 * MiB] == read(src, MiB, 2 * MiB)
     assert got[4096 + 2 * MiB:4096 + 2 * MiB + 4096] == read(src, 0, 4096)
     assert got[:4096] == before[:4096]
+
+
+def test_several_destinations(tmp_path, files):
+    src, dst, before = files
+    dst2 = str(rand_file(tmp_path / "dst2", 8 * MiB))
+    n = blkcopy.copy(src, [dst, dst2], [(0, MiB), (4 * MiB, 4096)], dst_offset=[0, 2 * MiB],
+                     no_offload=True)
+    assert n == MiB + 4096
+    want = read(src, 0, MiB) + read(src, 4 * MiB, 4096)
+    assert read(dst, 0, n) == want and read(dst2, 2 * MiB, n) == want
+    assert read(dst, n) == before[n:]
+    job = blkcopy.submit(src, (dst, dst2), [(0, 2 * MiB)], dst_offset=4 * MiB, no_offload=True)
+    assert job.wait(timeout=30)
+    assert job.progress(target=1).done == 2 * MiB and job.progress(0).committed == 2 * MiB
+    with pytest.raises(IndexError):
+        job.progress(2)
+    assert job.finish() == 2 * MiB
+    assert job.progress(1).committed == 2 * MiB  # kept after finish
+    assert read(dst2, 4 * MiB, 2 * MiB) == read(src, 0, 2 * MiB)
+    with pytest.raises(ValueError):
+        blkcopy.copy(src, [dst, dst2], [(0, 4096)], dst_offset=[0])
+    with pytest.raises(ValueError):
+        blkcopy.copy(src, [], [(0, 4096)])
+    with pytest.raises(OSError) as e:  # the destinations overlap
+        blkcopy.copy(src, [dst, dst], [(0, 4096)], dst_offset=[0, 2048])
+    assert e.value.errno == errno.EADDRINUSE and "overlaps destination" in e.value.strerror

@@ -207,6 +207,23 @@ case_kill_resume() {
 		{ WHY="after the resume the destination differs"; return 1; }
 }
 
+# Two destinations from one read, both staged in the CMB: the peer, and the
+# CMB's own namespace at another offset (--no-offload: NVMe Copy would take
+# that one); p2p_bytes counts what reached both.
+case_two_destinations() {
+	need P2P_CMB P2P_PEER P2P_CMB_PCI || return 77
+	fill_random "$P2P_CMB" 0 8m && fill_random "$P2P_PEER" 0 8m && fill_random "$P2P_CMB" 96m 8m ||
+		{ WHY="filling failed"; return 1; }
+	bcp copy --json --no-progress --p2p --no-offload -r 0:8m -d 0 -d 96m "$P2P_CMB" "$P2P_PEER" "$P2P_CMB"
+	[[ $RC -eq 0 ]] || { WHY="copy to two destinations: $(bcp_what)"; return 1; }
+	json_check "$T_OUT" ".p2p_bytes == $((16 * MiB)) and .p2p_memory == \"$P2P_CMB_PCI\" and
+		([.destinations[] | .bytes] == [$((8 * MiB)), $((8 * MiB))])" \
+		"both destinations staged in the CMB" || return 1
+	cmp -s <(read_region "$P2P_CMB" 0 8m) <(read_region "$P2P_PEER" 0 8m) &&
+		cmp -s <(read_region "$P2P_CMB" 0 8m) <(read_region "$P2P_CMB" 96m 8m) ||
+		{ WHY="a destination differs from the source"; return 1; }
+}
+
 # --verify compares in host memory after a P2P copy.
 case_verify() {
 	need P2P_CMB P2P_PEER P2P_CMB_PCI || return 77
@@ -222,5 +239,6 @@ run_case same-controller case_same_controller
 run_case refusals case_refusals
 run_case staged-in-cmb case_staged_in_cmb
 run_case kill-resume case_kill_resume
+run_case two-destinations case_two_destinations
 run_case verify case_verify
 finish
