@@ -105,11 +105,20 @@ case_connection_cut() {
 	[[ $RC -ne 0 ]] || { WHY="the copy survived the cut"; return 1; }
 	committed=$(jq '.committed' <"$T_OUT")
 	((committed > 0 && committed < 16 * MiB)) || { WHY="committed $committed after the cut"; return 1; }
-	# The namespace over TCP is gone with its controller: read the prefix through the target's PCIe side.
-	local pcie
-	pcie=/dev/$(ls /sys/class/nvme/"${NVME_TCP_PCIE#/dev/}" | grep -m1 "^${NVME_TCP_PCIE#/dev/}n1$")
-	cmp -s <(head -c "$committed" "$T_DIR/src") <(read_region "$pcie" 32m "$committed") ||
-		{ WHY="the committed prefix ($committed bytes) is not the source's"; return 1; }
+	# The namespace over TCP is gone with its controller: read the prefix
+	# through the target's PCIe side, namespace 1 by its NSID (Linux scans
+	# namespaces in parallel: nvmeXn1 need not be NSID 1).
+	local pcie="" b
+	for b in /sys/class/nvme/"${NVME_TCP_PCIE#/dev/}"/nvme*n*; do
+		[[ ${b##*/} =~ ^nvme[0-9]+n[0-9]+$ && $(cat "$b/nsid" 2>/dev/null) == 1 ]] && pcie=/dev/${b##*/}
+	done
+	[[ -b $pcie ]] || { WHY="no namespace with NSID 1 on ${NVME_TCP_PCIE}"; return 1; }
+	read_region "$pcie" 32m 16m >"$T_DIR/dst"
+	if ! cmp -s -n "$committed" "$T_DIR/src" "$T_DIR/dst"; then
+		WHY="the committed prefix ($committed bytes) is not the source's: $(cmp -n "$committed" "$T_DIR/src" "$T_DIR/dst" 2>&1 | head -c 120); read through $pcie; blkcopy: $(tr '\n' ' ' <"$T_ERR" | head -c 300)"
+		return 1
+	fi
+	info "$T_NAME: the destination holds the committed $committed bytes (read through $pcie)"
 }
 
 run_case nvme-tcp-limits case_limits
