@@ -3,8 +3,8 @@
  * Where the emulation engine's buffers come from: host memory, or PCI
  * peer-to-peer memory (p2p.c) that the devices reach by DMA without host
  * RAM.  The engine maps all its buffers at once and unmaps them at the end;
- * what it may do with them (register them with io_uring, use buffered I/O)
- * depends on the kind.
+ * whether it may register them with io_uring depends on the kind (P2P
+ * memory moves by O_DIRECT only: the job checks that before it picks it).
  */
 #ifndef BLKCOPY_MEMORY_H
 #define BLKCOPY_MEMORY_H
@@ -28,8 +28,6 @@ struct bc_memory {
 	 * FOLL_LONGTERM, which P2P pages refuse.
 	 */
 	bool registrable;
-	/* Only O_DIRECT moves it by DMA; buffered I/O would copy it with the CPU. */
-	bool direct_only;
 	uint64_t limit;		/* bytes it can map at most (UINT64_MAX: no limit of its own) */
 	int fd;			/* P2P: the provider's p2pmem/allocate */
 	char name[16];		/* P2P: the provider's PCI address */

@@ -230,7 +230,7 @@ static int choose(struct blkcopy_dev *src, struct blkcopy_dev *dst, uint64_t whi
 /* The PCI path of @d below the root complex, and what joins it to @mem_dir: for a refusal. */
 static void explain_refused(struct blkcopy_dev *d, const struct bc_p2p *p, int err)
 {
-	char dir[PATH_MAX], mem_dir[PATH_MAX], memaddr[16];
+	char dir[PATH_MAX], mem_dir[PATH_MAX];
 	struct blkcopy_p2p_info info;
 	const char *how;
 
@@ -250,7 +250,6 @@ static void explain_refused(struct blkcopy_dev *d, const struct bc_p2p *p, int e
 			common = i;
 	for (joint = common; joint && dir[joint - 1] != '/'; joint--)
 		;
-	snprintf(memaddr, sizeof(memaddr), "%s", p->memory.name);
 	if (strcmp(dir, real) == 0)
 		how = "";
 	else if (is_pci_address(dir + joint, common - joint))
@@ -259,7 +258,7 @@ static void explain_refused(struct blkcopy_dev *d, const struct bc_p2p *p, int e
 		how = ": they meet only at the host bridge (Linux allows P2P DMA below one PCIe "
 		      "switch, or through a host bridge it knows)";
 	snprintf(d->error, sizeof(d->error), "the kernel refused DMA between %s (%s, driver %s) "
-		 "and the P2P memory of %s (%s)%s", name_of(d), info.pci, info.driver, memaddr,
+		 "and the P2P memory of %s (%s)%s", name_of(d), info.pci, info.driver, p->memory.name,
 		 strerror(-err), how);
 }
 
@@ -313,7 +312,7 @@ int bc_p2p_open(struct blkcopy_dev *src, const struct bc_span *spans, size_t nr_
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->memory = (struct bc_memory){ .ops = &p2p_ops, .direct_only = true, .fd = -1 };
+	p->memory = (struct bc_memory){ .ops = &p2p_ops, .fd = -1 };
 	ret = choose(src, t[0].dev, which, p);
 	if (ret)
 		goto fail;
